@@ -1,2 +1,90 @@
-"""rapidws: a fast, correct WebSocket server and client for asyncio."""
+"""rapidws: a fast, correct WebSocket server and client for asyncio.
+
+The names most code needs are importable from here, lazily::
+
+    from rapidws import serve, connect, ConnectionClosedOK
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .asyncio.client import ClientConnection, connect
+    from .asyncio.connection import Connection, State
+    from .asyncio.server import Server, ServerConnection, serve
+    from .exceptions import (
+        ConcurrencyError,
+        ConnectionClosed,
+        ConnectionClosedError,
+        ConnectionClosedOK,
+        InvalidHandshake,
+        InvalidHeader,
+        InvalidMessage,
+        InvalidState,
+        InvalidStatus,
+        InvalidURI,
+        InvalidUpgrade,
+        NegotiationError,
+        PayloadTooBig,
+        ProtocolError,
+        SecurityError,
+        WebSocketException,
+    )
+    from .protocol.frames import CloseCode, Opcode
+    from .protocol.headers import Headers
+    from .protocol.http11 import Request, Response
+
+_EXPORTS = {
+    "connect": ".asyncio.client",
+    "ClientConnection": ".asyncio.client",
+    "Connection": ".asyncio.connection",
+    "State": ".asyncio.connection",
+    "serve": ".asyncio.server",
+    "Server": ".asyncio.server",
+    "ServerConnection": ".asyncio.server",
+    "CloseCode": ".protocol.frames",
+    "Opcode": ".protocol.frames",
+    "Headers": ".protocol.headers",
+    "Request": ".protocol.http11",
+    "Response": ".protocol.http11",
+    **dict.fromkeys(
+        [
+            "ConcurrencyError",
+            "ConnectionClosed",
+            "ConnectionClosedError",
+            "ConnectionClosedOK",
+            "InvalidHandshake",
+            "InvalidHeader",
+            "InvalidMessage",
+            "InvalidState",
+            "InvalidStatus",
+            "InvalidURI",
+            "InvalidUpgrade",
+            "NegotiationError",
+            "PayloadTooBig",
+            "ProtocolError",
+            "SecurityError",
+            "WebSocketException",
+        ],
+        ".exceptions",
+    ),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rapidws' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,0 +1,215 @@
+"""The async message API, shaped like ``websockets.asyncio``.
+
+:class:`Connection` is the object a server handler receives and
+:func:`~rapidws.asyncio.client.connect` returns: ``recv``/``send``,
+``async for``, ``ping``, ``close``.  It only adapts the engine's callbacks
+to awaitables; framing, limits and the close handshake live in the engine
+and the transport layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
+from typing import Any
+
+from ..exceptions import ConcurrencyError, ConnectionClosedOK, InvalidState
+from ..io.transport import BaseConnection, State
+from ..protocol.engine import OP_BINARY, OP_CONT, OP_TEXT, OPEN
+
+__all__ = ["Connection", "Data", "State"]
+
+Data = str | bytes
+DataLike = str | bytes | bytearray | memoryview
+
+
+class Connection(BaseConnection):
+    """A WebSocket connection, server or client side.
+
+    ``max_queue`` bounds how many received messages wait unread: past it,
+    reading from the socket pauses until ``recv`` catches up (a tuple gives
+    the high and low water marks).
+    """
+
+    def __init__(self, *, max_queue: int | tuple[int, int | None] | None = 16, **kwargs: Any):
+        super().__init__(**kwargs)
+        if max_queue is None:
+            self.max_queue_high, self.max_queue_low = 0, 0
+        elif isinstance(max_queue, int):
+            self.max_queue_high, self.max_queue_low = max_queue, max_queue // 4
+        else:
+            high, low = max_queue
+            self.max_queue_high, self.max_queue_low = high, high // 4 if low is None else low
+        self._messages: collections.deque[Data] = collections.deque()
+        self._recv_waiter: asyncio.Future[None] | None = None
+        self._paused_reading = False
+        self._send_lock: asyncio.Lock | None = None  # held while a fragmented send runs
+
+    # ------------------------------------------------------------- receiving
+
+    def on_message(self, message: str | bytes) -> None:
+        self._messages.append(message)
+        waiter = self._recv_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        high = self.max_queue_high
+        if high and not self._paused_reading and len(self._messages) >= high:
+            self._paused_reading = True
+            assert self.transport is not None
+            self.transport.pause_reading()
+
+    def _lost_hook(self) -> None:
+        waiter = self._recv_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def recv(self, decode: bool | None = None) -> Data:
+        """Receive the next message: ``str`` for text, ``bytes`` for binary.
+
+        ``decode=False`` returns text as UTF-8 ``bytes``; ``decode=True``
+        decodes binary messages as UTF-8.  Raise
+        :class:`~rapidws.exceptions.ConnectionClosed` once the connection is
+        closed and every message received before has been returned.
+        """
+        messages = self._messages
+        if not messages:
+            if self._recv_waiter is not None:
+                raise ConcurrencyError("recv is already running in another coroutine")
+            while not messages:
+                if self._lost.done():
+                    raise self._closed_error()
+                waiter = self._recv_waiter = self.loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    self._recv_waiter = None
+        message = messages.popleft()
+        if self._paused_reading and len(messages) <= self.max_queue_low:
+            self._paused_reading = False
+            if self.transport is not None:
+                self.transport.resume_reading()
+        if decode is not None:
+            if decode and type(message) is bytes:
+                return message.decode("utf-8")
+            if not decode and type(message) is str:
+                return message.encode("utf-8")
+        return message
+
+    def __aiter__(self) -> AsyncIterator[Data]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Data]:
+        """Yield messages until the connection closes; a normal close ends quietly."""
+        try:
+            while True:
+                yield await self.recv()
+        except ConnectionClosedOK:
+            return
+
+    # --------------------------------------------------------------- sending
+
+    async def send(
+        self,
+        message: DataLike | Iterable[DataLike] | AsyncIterable[DataLike],
+    ) -> None:
+        """Send a message: ``str`` as text, bytes-like as binary.
+
+        An iterable or async iterable of them sends one fragmented message,
+        a frame per item.  Wait while the write buffer is over ``write_limit``.
+        """
+        engine = self.engine
+        if engine is None:
+            raise InvalidState("the opening handshake is not complete")
+        lock = self._send_lock
+        if lock is not None and lock.locked():
+            async with lock:
+                pass
+        if isinstance(message, (str, bytes, bytearray, memoryview)):
+            if engine.state != OPEN:
+                raise self._closed_error()
+            engine.send_message(message)
+        elif isinstance(message, dict):
+            raise TypeError("data is a dict-like object")
+        elif isinstance(message, AsyncIterable):
+            await self._send_fragments(message.__aiter__(), True)
+        elif isinstance(message, Iterable):
+            await self._send_fragments(iter(message), False)
+        else:
+            raise TypeError("data must be str, bytes-like or an iterable of them")
+        if self._paused_writing:
+            await self._drain()
+
+    async def _send_fragments(self, fragments: Any, is_async: bool) -> None:
+        if self._send_lock is None:
+            self._send_lock = asyncio.Lock()
+        async with self._send_lock:
+            engine = self.engine
+            assert engine is not None
+            opcode = -1
+            kind: type | None = None
+            previous: DataLike | None = None
+            while True:
+                try:
+                    fragment = await fragments.__anext__() if is_async else next(fragments)
+                except (StopIteration, StopAsyncIteration):
+                    break
+                if isinstance(fragment, str):
+                    this_kind: type = str
+                elif isinstance(fragment, (bytes, bytearray, memoryview)):
+                    this_kind = bytes
+                else:
+                    raise TypeError("fragments must be str or bytes-like")
+                if kind is None:
+                    kind = this_kind
+                    opcode = OP_TEXT if kind is str else OP_BINARY
+                elif this_kind is not kind:
+                    raise TypeError("all fragments must be of the same type")
+                if previous is not None:
+                    self._send_fragment(opcode, previous, False)
+                    opcode = OP_CONT
+                    if self._paused_writing:
+                        await self._drain()
+                previous = fragment
+            if previous is None:
+                return  # an empty iterable sends nothing
+            self._send_fragment(opcode, previous, True)
+
+    def _send_fragment(self, opcode: int, fragment: DataLike, fin: bool) -> None:
+        engine = self.engine
+        assert engine is not None
+        if engine.state != OPEN:
+            raise self._closed_error()
+        payload = fragment.encode("utf-8") if isinstance(fragment, str) else fragment
+        engine.send_data(opcode, payload, fin)
+
+    async def ping(self, data: str | bytes | None = None) -> Awaitable[float]:
+        """Send a ping; return an awaitable that gives the round-trip time in seconds.
+
+        Without ``data``, four random bytes are sent.
+        """
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        return self._send_ping(data)
+
+    async def pong(self, data: str | bytes = b"") -> None:
+        """Send an unsolicited pong."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        engine = self.engine
+        if engine is None or engine.state != OPEN:
+            raise self._closed_error()
+        engine.send_pong(data)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Run the closing handshake and wait until the TCP connection is closed."""
+        await self._close(code, reason)
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed."""
+        await asyncio.shield(self._lost)
+
+    def __repr__(self) -> str:
+        names = {State.CONNECTING: "CONNECTING", State.OPEN: "OPEN", State.CLOSING: "CLOSING"}
+        state = names.get(self.state, "CLOSED")
+        return f"<{type(self).__name__} {state} {self.remote_address}>"

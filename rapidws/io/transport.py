@@ -1,0 +1,436 @@
+"""The asyncio transport layer: one :class:`asyncio.Protocol` per connection.
+
+:class:`BaseConnection` drives the opening handshake, then feeds received
+bytes to the sans-I/O :class:`~rapidws.protocol.engine.Engine` and writes
+what it produces.  It owns the parts that need a clock or a socket: the
+handshake deadline, the wait for the TCP close after the closing handshake,
+keepalive pings, write backpressure and pausing reads.  The APIs subclass
+it and implement the engine's sink callbacks (``on_message`` and friends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from ..exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidMessage,
+    ProtocolError,
+    closed_exception,
+)
+from ..protocol.engine import CLIENT, CLOSED, OPEN, SERVER, Engine
+from ..protocol.extensions.base import Extension
+from ..protocol.http11 import Request, Response, parse_request, parse_response
+
+__all__ = ["BaseConnection", "State"]
+
+logger = logging.getLogger("rapidws")
+
+
+class State:
+    """Connection states, with the names and values of ``websockets.State``."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+class BaseConnection(asyncio.Protocol):
+    """An asyncio protocol that runs one WebSocket connection.
+
+    Subclasses implement the sink callbacks ``on_message``, ``on_ping``,
+    ``on_pong``, ``on_close``, ``on_fail`` and may override
+    :meth:`handshake_request` (server) and the ``_opened_hook`` /
+    ``_lost_hook`` notifications.
+    """
+
+    side: int = SERVER
+
+    def __init__(
+        self,
+        *,
+        max_size: int | None = 2**20,
+        write_limit: int | tuple[int, int | None] = 2**15,
+        open_timeout: float | None = 10.0,
+        close_timeout: float | None = 10.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        max_fragment_size: int | None = None,
+        max_handshake_size: int = 65536,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.max_size = max_size
+        if isinstance(write_limit, int):
+            self.write_high, self.write_low = write_limit, None
+        else:
+            self.write_high, self.write_low = write_limit
+        self.open_timeout = open_timeout
+        self.close_timeout = close_timeout
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.max_fragment_size = max_fragment_size
+        self.max_handshake_size = max_handshake_size
+        self.transport: asyncio.Transport | None = None
+        self.engine: Engine | None = None
+        self.request: Request | None = None
+        self.response: Response | None = None
+        self.subprotocol: str | None = None
+        self.extensions: list[Extension] = []
+        self.latency: float = 0.0
+        self.handshake_exc: BaseException | None = None
+        self._hs_buf = b""
+        self._opened: asyncio.Future[None] = self.loop.create_future()
+        self._lost: asyncio.Future[None] = self.loop.create_future()
+        self._closed_exc: ConnectionClosed | None = None
+        self._failure: ProtocolError | None = None
+        self._paused_writing = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._open_timer: asyncio.TimerHandle | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._keepalive_timer: asyncio.TimerHandle | None = None
+
+    # ------------------------------------------------------------- properties
+
+    @property
+    def state(self) -> int:
+        """CONNECTING, OPEN, CLOSING or CLOSED (see :class:`State`)."""
+        if self._lost.done():
+            return State.CLOSED
+        engine = self.engine
+        if engine is None:
+            return State.CONNECTING
+        return State.OPEN if engine.state == OPEN else State.CLOSING
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's address, as given by the socket."""
+        return self.transport.get_extra_info("peername") if self.transport else None
+
+    @property
+    def local_address(self) -> Any:
+        """This side's address, as given by the socket."""
+        return self.transport.get_extra_info("sockname") if self.transport else None
+
+    @property
+    def close_code(self) -> int | None:
+        """The code of the peer's close frame once closed (1006 if none came)."""
+        if not self._lost.done():
+            return None
+        engine = self.engine
+        if engine is None or engine.close_rcvd_code == -1:
+            return 1006
+        return engine.close_rcvd_code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The reason of the peer's close frame once closed."""
+        if not self._lost.done():
+            return None
+        engine = self.engine
+        return engine.close_rcvd_reason if engine is not None else ""
+
+    # --------------------------------------------------------- asyncio hooks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(self.write_high, self.write_low)
+        if self.open_timeout is not None:
+            self._open_timer = self.loop.call_later(self.open_timeout, self._open_timed_out)
+        if self.side == CLIENT:
+            self.send_request()
+
+    def data_received(self, data: bytes) -> None:
+        engine = self.engine
+        if engine is not None:
+            engine.receive_data(data)
+            return
+        if self._opened.done():
+            return  # the handshake failed; ignore what follows
+        self._hs_buf += data
+        try:
+            if self.side == SERVER:
+                self._server_handshake_data()
+            else:
+                self._client_handshake_data()
+        except InvalidHandshake as exc:
+            self._handshake_failed(exc)
+
+    def eof_received(self) -> bool | None:
+        if self.engine is not None:
+            self.engine.receive_eof()
+        elif not self._opened.done():
+            self._handshake_failed(InvalidMessage("connection closed during the opening handshake"))
+        return None  # let the transport close itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.engine is not None:
+            self.engine.receive_eof()
+        closed = self._closed_error()
+        closed.__cause__ = self._failure or exc
+        self._closed_exc = closed
+        for handle in (self._open_timer, self._close_timer, self._keepalive_timer):
+            if handle is not None:
+                handle.cancel()
+        if not self._opened.done():
+            self._opened.set_exception(
+                self.handshake_exc or InvalidMessage("connection closed during the opening handshake")
+            )
+            self._opened.exception()  # mark retrieved: connect() may not be waiting
+        for waiter, _ in self._pings.values():
+            if not waiter.done():
+                waiter.set_exception(closed)
+                waiter.exception()
+        self._pings.clear()
+        self._wake_drain_waiters()
+        self._lost.set_result(None)
+        self._lost_hook()
+
+    def pause_writing(self) -> None:
+        self._paused_writing = True
+
+    def resume_writing(self) -> None:
+        self._paused_writing = False
+        self._wake_drain_waiters()
+
+    def _wake_drain_waiters(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _drain(self) -> None:
+        """Wait while the transport's write buffer is over its high-water mark."""
+        while self._paused_writing and not self._lost.done():
+            waiter = self.loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+
+    # ---------------------------------------------------------------- engine sink
+
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is not None:
+            transport.write(data)
+
+    def write_eof(self) -> None:
+        """Half-close after the closing handshake; the peer closes TCP next."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.can_write_eof():
+            transport.write_eof()
+        else:
+            transport.close()
+        self._start_close_timer()
+
+    # ------------------------------------------------------------- handshake
+
+    def send_request(self) -> None:
+        """Client only: write the opening handshake request."""
+        raise NotImplementedError
+
+    def process_request(self, request: Request) -> Response | None:
+        """Server only: accept the request and return the 101 response (or a rejection)."""
+        raise NotImplementedError
+
+    def process_response(self, response: Response) -> None:
+        """Client only: check the response; raise InvalidHandshake to fail."""
+        raise NotImplementedError
+
+    def error_response(self, exc: InvalidHandshake) -> Response | None:
+        """Server only: the HTTP response answering a failed handshake."""
+        return None
+
+    def _server_handshake_data(self) -> None:
+        parsed = parse_request(self._hs_buf, max_header_bytes=self.max_handshake_size)
+        if parsed is None:
+            return
+        request, consumed = parsed
+        rest = self._hs_buf[consumed:]
+        self._hs_buf = b""
+        self.request = request
+        response = self.process_request(request)
+        if response is None:
+            return  # process_request failed the handshake itself
+        self.response = response
+        if response.status_code != 101:
+            self.write(response.serialize())
+            self._handshake_failed(self.handshake_exc or InvalidMessage("rejected"), respond=False)
+            return
+        self._open(response.serialize(), rest)
+
+    def _client_handshake_data(self) -> None:
+        parsed = parse_response(self._hs_buf, max_header_bytes=self.max_handshake_size)
+        if parsed is None:
+            return
+        response, consumed = parsed
+        rest = self._hs_buf[consumed:]
+        self._hs_buf = b""
+        self.response = response
+        self.process_response(response)  # raises on rejection
+        self._open(b"", rest)
+
+    def _open(self, response_bytes: bytes, rest: bytes) -> None:
+        """The handshake succeeded: start the engine and feed it early bytes."""
+        if self._open_timer is not None:
+            self._open_timer.cancel()
+            self._open_timer = None
+        self.engine = Engine(
+            self.side,
+            self,
+            max_size=self.max_size,
+            extensions=self.extensions,
+            max_fragment_size=self.max_fragment_size,
+        )
+        if response_bytes:
+            self.write(response_bytes)
+        if self.ping_interval is not None:
+            self._keepalive_timer = self.loop.call_later(self.ping_interval, self._keepalive)
+        self._opened.set_result(None)
+        self._opened_hook()
+        if rest:
+            self.engine.receive_data(rest)
+
+    def _handshake_failed(self, exc: InvalidHandshake, *, respond: bool = True) -> None:
+        if self._opened.done():
+            return
+        self.handshake_exc = exc
+        if respond:
+            response = self.error_response(exc)
+            if response is not None:
+                self.write(response.serialize())
+        self._opened.set_exception(exc)
+        self._opened.exception()
+        if self.transport is not None:
+            self.transport.close()
+            # A peer that never reads must not pin us: abort after a delay.
+            self._start_close_timer()
+
+    def _open_timed_out(self) -> None:
+        self._open_timer = None
+        if not self._opened.done():
+            self.handshake_exc = TimeoutError("timed out during the opening handshake")
+            self._opened.set_exception(self.handshake_exc)
+            self._opened.exception()
+            if self.transport is not None:
+                self.transport.abort()
+
+    def _opened_hook(self) -> None:
+        """Called once the connection is open."""
+
+    def _lost_hook(self) -> None:
+        """Called once the TCP connection is gone."""
+
+    # ---------------------------------------------------------------- closing
+
+    def _start_close_timer(self) -> None:
+        """Abort the TCP connection if the peer does not close it in time."""
+        if self._close_timer is None and not self._lost.done() and self.close_timeout is not None:
+            self._close_timer = self.loop.call_later(self.close_timeout, self._abort)
+
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def on_close(self, code: int, reason: str) -> None:
+        """The peer's close frame arrived; wait for the TCP close."""
+        self._start_close_timer()
+
+    def on_fail(self, exc: ProtocolError) -> None:
+        """The peer broke the protocol: the engine sent a close frame."""
+        self._failure = exc
+        self._start_close_timer()
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """Close at once with ``code`` (e.g. 1011), without waiting for the peer."""
+        engine = self.engine
+        if engine is not None and engine.state != CLOSED:
+            engine.fail(code, reason)
+        elif self.transport is not None and engine is None:
+            self.transport.close()
+
+    async def _close(self, code: int = 1000, reason: str = "") -> None:
+        """Run the closing handshake and wait for the TCP connection to close."""
+        engine = self.engine
+        if engine is None:
+            if self.transport is not None:
+                self.transport.close()
+        elif engine.state == OPEN:
+            engine.send_close(code, reason)
+            self._start_close_timer()
+        await asyncio.shield(self._lost)
+
+    # -------------------------------------------------------------- keepalive
+
+    def _send_ping(self, data: bytes | None) -> asyncio.Future[float]:
+        """Send a ping; the future resolves with the round-trip time."""
+        engine = self.engine
+        if engine is None or engine.state != OPEN or self._closed_exc is not None:
+            raise self._closed_error()
+        if data is None:
+            data = os.urandom(4)
+            while data in self._pings:
+                data = os.urandom(4)
+        elif data in self._pings:
+            raise ValueError("already waiting for a pong with the same data")
+        engine.send_ping(data)
+        waiter: asyncio.Future[float] = self.loop.create_future()
+        self._pings[data] = (waiter, self.loop.time())
+        return waiter
+
+    def on_ping(self, payload: bytes) -> None:
+        """The engine answered a ping."""
+
+    def on_pong(self, payload: bytes) -> None:
+        pings = self._pings
+        if payload not in pings:
+            return
+        now = self.loop.time()
+        # A pong acknowledges its ping and every ping sent before it.
+        for data in list(pings):
+            waiter, sent_at = pings.pop(data)
+            latency = now - sent_at
+            if not waiter.done():
+                waiter.set_result(latency)
+            if data == payload:
+                self.latency = latency
+                break
+
+    def _keepalive(self) -> None:
+        self._keepalive_timer = None
+        engine = self.engine
+        if engine is None or engine.state != OPEN or self._lost.done():
+            return
+        waiter = self._send_ping(None)
+        if self.ping_timeout is not None:
+            self.loop.call_later(self.ping_timeout, self._keepalive_expired, waiter)
+        assert self.ping_interval is not None
+        self._keepalive_timer = self.loop.call_later(self.ping_interval, self._keepalive)
+
+    def _keepalive_expired(self, waiter: asyncio.Future[float]) -> None:
+        if not waiter.done() and not self._lost.done():
+            logger.info("keepalive ping timed out; closing the connection")
+            self.fail(1011, "keepalive ping timeout")
+
+    def _closed_error(self) -> ConnectionClosed:
+        if self._closed_exc is not None:
+            return self._closed_exc
+        engine = self.engine
+        if engine is None:
+            return closed_exception(1006, "", None, None)
+        rcvd = engine.close_rcvd_code
+        sent = engine.close_sent_code
+        return closed_exception(
+            1006 if rcvd == -1 else rcvd,
+            engine.close_rcvd_reason,
+            None if sent == -1 else sent,
+            None if sent == -1 else engine.close_sent_reason,
+        )
+

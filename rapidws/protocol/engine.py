@@ -1,0 +1,557 @@
+"""The sans-I/O WebSocket engine: RFC 6455 after the opening handshake.
+
+Bytes go in through :meth:`Engine.receive_data`; what the peer sent comes
+out as calls on a :class:`Sink` (``on_message``, ``on_ping``...), and the
+bytes to send to the peer as ``sink.write(data)``.  There is no I/O, no
+clock and no asyncio here: the layers above own time and sockets.
+
+The parser consumes payload bytes as they arrive: a frame is never buffered
+whole to be unmasked and validated later.  Only the 2 to 14 bytes of an
+incomplete header are kept between calls.  So text is validated as UTF-8
+while it arrives (a peer sending invalid UTF-8 is failed at the first bad
+byte, even mid-frame) and ``max_size`` is checked against the header before
+any payload is stored.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import struct
+from typing import Protocol
+
+from ..exceptions import InvalidState, PayloadTooBig, ProtocolError
+from .extensions.base import Extension
+from .frames import apply_mask, is_valid_close_code
+
+__all__ = [
+    "CLIENT",
+    "CLOSED",
+    "CLOSING",
+    "OPEN",
+    "SERVER",
+    "Engine",
+    "Sink",
+]
+
+# Roles.
+SERVER = 0
+CLIENT = 1
+
+# States.
+OPEN = 1
+CLOSING = 2  # we sent a close frame and wait for the peer's
+CLOSED = 3  # the close handshake is over, or the connection failed
+
+# Opcodes, as plain ints for the hot path.
+OP_CONT = 0x0
+OP_TEXT = 0x1
+OP_BINARY = 0x2
+OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
+
+_PACK_H = struct.Struct("!BBH").pack
+_PACK_Q = struct.Struct("!BBQ").pack
+_UNPACK_H = struct.Struct("!H").unpack_from
+_UNPACK_Q = struct.Struct("!Q").unpack_from
+
+#: Payloads at least this long are written apart from their header instead
+#: of being copied behind it.
+_WRITE_APART = 16384
+
+_Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+
+
+class Sink(Protocol):
+    """What the engine calls; implemented by each I/O layer or API."""
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` to the peer."""
+
+    def write_eof(self) -> None:
+        """Half-close the connection after what was written (server side)."""
+
+    def on_message(self, message: str | bytes) -> None:
+        """A whole message arrived: ``str`` for text, ``bytes`` for binary."""
+
+    def on_ping(self, payload: bytes) -> None:
+        """A ping arrived; the engine has already answered it."""
+
+    def on_pong(self, payload: bytes) -> None:
+        """A pong arrived."""
+
+    def on_close(self, code: int, reason: str) -> None:
+        """The peer's close frame arrived (``code`` 1005 if it had none)."""
+
+    def on_fail(self, exc: ProtocolError) -> None:
+        """The peer broke the protocol; the engine sent a close frame."""
+
+
+class _MaskSource:
+    """Masking keys drawn from ``os.urandom`` a batch at a time."""
+
+    __slots__ = ("_buf", "_pos")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._pos = 0
+
+    def next(self) -> bytes:
+        pos = self._pos
+        if pos >= len(self._buf):
+            self._buf = os.urandom(1024)
+            pos = 0
+        self._pos = pos + 4
+        return self._buf[pos : pos + 4]
+
+
+_MASKS = _MaskSource()
+
+
+def _truncate_reason(reason: str) -> bytes:
+    """Encode a close reason, cut to fit a 125-byte control frame."""
+    data = reason.encode("utf-8")
+    if len(data) > 123:
+        data = data[:123].decode("utf-8", "ignore").encode("utf-8")
+    return data
+
+
+class Engine:
+    """One side of an established WebSocket connection.
+
+    ``side`` is :data:`SERVER` or :data:`CLIENT`.  ``max_size`` bounds a
+    frame and a message in bytes (``None``: no bound).  ``extensions`` are
+    the ones negotiated in the handshake, applied in order on the way out
+    and in reverse on the way in.  ``max_fragment_size`` splits outgoing
+    messages into frames of at most that many payload bytes.
+    """
+
+    __slots__ = (
+        "_decoder",
+        "_ext_chunks",
+        "_extensions",
+        "_fin",
+        "_frame_left",
+        "_mask",
+        "_mask_offset",
+        "_msg_opcode",
+        "_msg_size",
+        "_opcode",
+        "_out_opcode",
+        "_parts",
+        "_pending",
+        "_rsv",
+        "_rsv_allowed",
+        "_sink",
+        "client",
+        "close_rcvd_code",
+        "close_rcvd_reason",
+        "close_sent_code",
+        "close_sent_reason",
+        "failure",
+        "max_fragment_size",
+        "max_size",
+        "state",
+    )
+
+    def __init__(
+        self,
+        side: int,
+        sink: Sink,
+        *,
+        max_size: int | None = 2**20,
+        extensions: list[Extension] | None = None,
+        max_fragment_size: int | None = None,
+    ) -> None:
+        if side not in (SERVER, CLIENT):
+            raise ValueError("side must be SERVER or CLIENT")
+        self.client = side == CLIENT
+        self._sink = sink
+        self.state = OPEN
+        self.max_size = -1 if max_size is None else max_size
+        self.max_fragment_size = 0 if max_fragment_size is None else max_fragment_size
+        self._extensions = list(extensions) if extensions else []
+        rsv_allowed = 0
+        for ext in self._extensions:
+            rsv_allowed |= ext.rsv_mask
+        self._rsv_allowed = rsv_allowed
+        # Parser state.
+        self._pending = b""  # an incomplete header
+        self._frame_left = -1  # payload bytes still to come; -1: between frames
+        self._opcode = 0
+        self._fin = True
+        self._rsv = 0
+        self._mask = b""
+        self._mask_offset = 0
+        self._ext_chunks: list[bytes] = []  # a frame's payload kept for extensions/control
+        # Message reassembly.
+        self._msg_opcode = 0  # TEXT or BINARY while a message is open, else 0
+        self._msg_size = 0
+        self._parts: list[bytes | str] = []
+        self._decoder = _Utf8Decoder()
+        # Sending.
+        self._out_opcode = 0  # opcode of an outgoing fragmented message
+        # Close handshake.
+        self.close_rcvd_code = -1
+        self.close_rcvd_reason = ""
+        self.close_sent_code = -1
+        self.close_sent_reason = ""
+        self.failure: ProtocolError | None = None
+
+    # ------------------------------------------------------------------ input
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes received from the peer."""
+        if self.state == CLOSED:
+            return  # RFC 6455 5.5.1: nothing counts after the peer's close
+        if type(data) is not bytes:
+            data = bytes(data)
+        if self._pending:
+            data = self._pending + data
+            self._pending = b""
+        pos = 0
+        end = len(data)
+        try:
+            while pos < end:
+                if self._frame_left < 0:
+                    pos = self._parse_header(data, pos, end)
+                    if pos < 0:
+                        break
+                    if self._frame_left == 0:
+                        self._payload_chunk(b"")
+                        if self.state == CLOSED:
+                            return
+                    continue
+                take = end - pos
+                if take > self._frame_left:
+                    take = self._frame_left
+                chunk = data[pos : pos + take] if take != end else data
+                pos += take
+                self._frame_left -= take
+                self._payload_chunk(chunk)
+                if self.state == CLOSED:
+                    return
+        except ProtocolError as exc:
+            self._fail(exc)
+
+    def receive_eof(self) -> None:
+        """The peer closed its side of the TCP connection."""
+        self._pending = b""
+        if self.state != CLOSED:
+            self.state = CLOSED
+
+    def _parse_header(self, data: bytes, pos: int, end: int) -> int:
+        """Parse a frame header at ``pos``; return the payload's start or -1."""
+        if end - pos < 2:
+            self._pending = data[pos:end]
+            return -1
+        b0 = data[pos]
+        b1 = data[pos + 1]
+        length = b1 & 0x7F
+        header_len = 2
+        if length == 126:
+            header_len = 4
+        elif length == 127:
+            header_len = 10
+        masked = b1 & 0x80
+        if masked:
+            header_len += 4
+        if end - pos < header_len:
+            self._pending = data[pos:end]
+            return -1
+        if length == 126:
+            length = _UNPACK_H(data, pos + 2)[0]
+        elif length == 127:
+            length = _UNPACK_Q(data, pos + 2)[0]
+            if length >> 63:
+                raise ProtocolError("frame length with the most significant bit set")
+        opcode = b0 & 0x0F
+        fin = b0 & 0x80
+        rsv = b0 & 0x70
+        # RFC 6455 5.1: a server fails unmasked frames, a client masked ones.
+        if self.client:
+            if masked:
+                raise ProtocolError("masked frame from server")
+        elif not masked:
+            raise ProtocolError("unmasked frame from client")
+        if opcode >= 8:
+            if opcode > OP_PONG:
+                raise ProtocolError(f"reserved opcode {opcode}")
+            if not fin:
+                raise ProtocolError("fragmented control frame")
+            if length > 125:
+                raise ProtocolError("control frame payload over 125 bytes")
+            if rsv:
+                raise ProtocolError("RSV bits set on a control frame")
+        else:
+            if opcode > OP_BINARY:
+                raise ProtocolError(f"reserved opcode {opcode}")
+            if rsv & ~self._rsv_allowed:
+                raise ProtocolError("RSV bits set without a negotiated extension")
+            if opcode == OP_CONT:
+                if self._msg_opcode == 0:
+                    raise ProtocolError("continuation frame without a message to continue")
+            elif self._msg_opcode != 0:
+                raise ProtocolError("data frame inside a fragmented message")
+            if self.max_size >= 0 and self._msg_size + length > self.max_size:
+                raise PayloadTooBig(
+                    f"message over {self.max_size} bytes"
+                    if self._msg_size
+                    else f"frame of {length} bytes over {self.max_size}"
+                )
+            if opcode != OP_CONT:
+                self._msg_opcode = opcode
+        self._opcode = opcode
+        self._fin = bool(fin)
+        self._rsv = rsv
+        self._mask = data[pos + header_len - 4 : pos + header_len] if masked else b""
+        self._mask_offset = 0
+        self._frame_left = length
+        return pos + header_len
+
+    def _payload_chunk(self, chunk: bytes) -> None:
+        """Handle payload bytes of the current frame as they arrive."""
+        if self._mask:
+            offset = self._mask_offset
+            mask = self._mask
+            if offset:
+                mask = mask[offset:] + mask[:offset]
+            self._mask_offset = (offset + len(chunk)) & 3
+            chunk = apply_mask(chunk, mask)
+        elif type(chunk) is not bytes:
+            chunk = bytes(chunk)
+        frame_done = self._frame_left == 0
+        if frame_done:
+            self._frame_left = -1
+        if self._opcode >= 8 or self._extensions:
+            # Control frames and frames for extensions are handled whole.
+            if not frame_done:
+                self._ext_chunks.append(chunk)
+                return
+            if self._ext_chunks:
+                self._ext_chunks.append(chunk)
+                chunk = b"".join(self._ext_chunks)
+                self._ext_chunks.clear()
+            self._end_frame(chunk)
+            return
+        self._data_chunk(chunk, frame_done)
+
+    def _data_chunk(self, chunk: bytes, frame_done: bool) -> None:
+        """Add plain (unextended) payload bytes to the current message."""
+        first = self._msg_size == 0
+        self._msg_size += len(chunk)
+        final = frame_done and self._fin
+        if self._msg_opcode == OP_TEXT:
+            if final and first:
+                try:
+                    text = chunk.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise ProtocolError("invalid UTF-8 in text message", 1007) from None
+                self._finish_message(text)
+                return
+            self._decode_text(chunk, final)
+            if final:
+                self._decoder.reset()
+                self._finish_message("".join(self._parts))  # type: ignore[arg-type]
+        else:
+            if final and first:
+                self._finish_message(chunk)
+                return
+            if chunk:
+                self._parts.append(chunk)
+            if final:
+                self._finish_message(b"".join(self._parts))  # type: ignore[arg-type]
+
+    def _decode_text(self, chunk: bytes, final: bool) -> None:
+        """Validate and decode a piece of a text message, failing fast."""
+        try:
+            text = self._decoder.decode(chunk, final)
+        except UnicodeDecodeError:
+            raise ProtocolError("invalid UTF-8 in text message", 1007) from None
+        if not final:
+            pending = self._decoder.getstate()[0]
+            # CPython holds ED A0..BF back though no surrogate can follow.
+            if len(pending) > 1 and pending[0] == 0xED and pending[1] >= 0xA0:
+                raise ProtocolError("invalid UTF-8 in text message", 1007)
+        if text:
+            self._parts.append(text)
+
+    def _finish_message(self, message: str | bytes) -> None:
+        self._msg_opcode = 0
+        self._msg_size = 0
+        if self._parts:
+            self._parts.clear()
+        self._sink.on_message(message)
+
+    def _end_frame(self, payload: bytes) -> None:
+        """A whole frame kept for control or extension handling arrived."""
+        opcode = self._opcode
+        if opcode < 8:
+            if self._extensions:
+                max_size = -1 if self.max_size < 0 else self.max_size - self._msg_size
+                for ext in reversed(self._extensions):
+                    payload = ext.decode(opcode, payload, self._fin, self._rsv, max_size)
+                if self.max_size >= 0 and self._msg_size + len(payload) > self.max_size:
+                    raise PayloadTooBig(f"message over {self.max_size} bytes")
+            self._data_chunk(payload, True)
+        elif opcode == OP_PING:
+            if self.state == OPEN:
+                self._write_frame(OP_PONG, payload, True, 0)
+            self._sink.on_ping(payload)
+        elif opcode == OP_PONG:
+            self._sink.on_pong(payload)
+        else:
+            self._receive_close(payload)
+
+    def _receive_close(self, payload: bytes) -> None:
+        if len(payload) == 0:
+            code = 1005
+            reason = ""
+        elif len(payload) == 1:
+            raise ProtocolError("close frame payload of 1 byte")
+        else:
+            code = (payload[0] << 8) | payload[1]
+            if not is_valid_close_code(code):
+                raise ProtocolError(f"invalid close code {code}")
+            try:
+                reason = payload[2:].decode("utf-8")
+            except UnicodeDecodeError:
+                raise ProtocolError("invalid UTF-8 in close reason", 1007) from None
+        self.close_rcvd_code = code
+        self.close_rcvd_reason = reason
+        if self.state == OPEN:
+            # RFC 6455 5.5.1: echo the code.
+            self._send_close_frame(code, "")
+        self.state = CLOSED
+        self._sink.on_close(code, reason)
+        if not self.client:
+            self._sink.write_eof()
+
+    def _fail(self, exc: ProtocolError) -> None:
+        """_Fail the WebSocket Connection_ (RFC 6455 7.1.7)."""
+        if self.state == OPEN:
+            self._send_close_frame(exc.code, str(exc))
+        self.state = CLOSED
+        self.failure = exc
+        self._pending = b""
+        self._sink.on_fail(exc)
+        if not self.client:
+            self._sink.write_eof()
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """Fail the connection on the local side's initiative (e.g. 1011)."""
+        if self.state == CLOSED:
+            return
+        self._fail(ProtocolError(reason, code))
+
+    # ----------------------------------------------------------------- output
+
+    def send_message(self, data: str | bytes | bytearray | memoryview) -> None:
+        """Send a whole text (``str``) or binary message."""
+        if isinstance(data, str):
+            opcode = OP_TEXT
+            payload = data.encode("utf-8")
+        else:
+            opcode = OP_BINARY
+            payload = bytes(data) if type(data) is not bytes else data
+        limit = self.max_fragment_size
+        if limit and len(payload) > limit:
+            view = memoryview(payload)
+            last = len(payload) - limit
+            start = 0
+            while start < last:
+                self.send_data(opcode, view[start : start + limit], False)
+                opcode = OP_CONT
+                start += limit
+            self.send_data(OP_CONT, view[start:], True)
+            return
+        self.send_data(opcode, payload, True)
+
+    def send_data(
+        self, opcode: int, payload: bytes | bytearray | memoryview, fin: bool = True
+    ) -> None:
+        """Send one data frame: TEXT or BINARY starts a message, CONT continues it."""
+        if self.state != OPEN:
+            raise InvalidState("connection is closing or closed")
+        if opcode == OP_CONT:
+            if self._out_opcode == 0:
+                raise InvalidState("no fragmented message to continue")
+        elif opcode in (OP_TEXT, OP_BINARY):
+            if self._out_opcode != 0:
+                raise InvalidState("a fragmented message is in progress")
+        else:
+            raise ValueError(f"not a data opcode: {opcode}")
+        if fin:
+            self._out_opcode = 0
+        elif opcode != OP_CONT:
+            self._out_opcode = opcode
+        rsv = 0
+        if self._extensions:
+            data = bytes(payload)
+            for ext in self._extensions:
+                data, bits = ext.encode(opcode, data, fin)
+                rsv |= bits
+            payload = data
+        self._write_frame(opcode, payload, fin, rsv)
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        """Send a ping (at most 125 bytes)."""
+        self._send_control(OP_PING, payload)
+
+    def send_pong(self, payload: bytes = b"") -> None:
+        """Send an unsolicited pong (at most 125 bytes)."""
+        self._send_control(OP_PONG, payload)
+
+    def _send_control(self, opcode: int, payload: bytes) -> None:
+        if self.state != OPEN:
+            raise InvalidState("connection is closing or closed")
+        if len(payload) > 125:
+            raise ValueError("control frame payload over 125 bytes")
+        self._write_frame(opcode, payload, True, 0)
+
+    def send_close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake (RFC 6455 7.1.2).
+
+        ``code`` 1005 sends a close frame without a payload.
+        """
+        if self.state != OPEN:
+            raise InvalidState("connection is closing or closed")
+        if code != 1005 and not is_valid_close_code(code):
+            raise ValueError(f"invalid close code {code}")
+        self._send_close_frame(code, reason)
+        self.state = CLOSING
+
+    def _send_close_frame(self, code: int, reason: str) -> None:
+        if code == 1005:
+            payload = b""
+            reason = ""
+        else:
+            payload = code.to_bytes(2, "big") + _truncate_reason(reason)
+        self.close_sent_code = code
+        self.close_sent_reason = reason
+        self._write_frame(OP_CLOSE, payload, True, 0)
+
+    def _write_frame(
+        self, opcode: int, payload: bytes | bytearray | memoryview, fin: bool, rsv: int
+    ) -> None:
+        """Build one frame and write it."""
+        b0 = (0x80 if fin else 0) | rsv | opcode
+        n = len(payload)
+        client = self.client
+        mask_bit = 0x80 if client else 0
+        if n < 126:
+            header = bytes((b0, mask_bit | n))
+        elif n < 65536:
+            header = _PACK_H(b0, mask_bit | 126, n)
+        else:
+            header = _PACK_Q(b0, mask_bit | 127, n)
+        if client:
+            key = _MASKS.next()
+            header += key
+            payload = apply_mask(payload, key)
+        if n >= _WRITE_APART:
+            self._sink.write(header)
+            self._sink.write(payload if type(payload) is bytes else bytes(payload))
+        else:
+            self._sink.write(header + payload)
