@@ -1,0 +1,459 @@
+"""Table tests for the engine: one case per rule of RFC 6455 after the handshake."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+
+from rapidws.exceptions import InvalidState
+from rapidws.protocol.engine import CLIENT, CLOSED, CLOSING, OPEN, SERVER, Engine
+from rapidws.protocol.events import CloseReceived, EventSink, Failed, Message, Ping, Pong
+from rapidws.protocol.frames import Close, Frame, Opcode
+
+
+def make(side: int = SERVER, **kwargs: object) -> tuple[Engine, EventSink]:
+    sink = EventSink()
+    return Engine(side, sink, **kwargs), sink  # type: ignore[arg-type]
+
+
+def wire(opcode: int, payload: bytes = b"", *, fin: bool = True, masked: bool = True, rsv: int = 0) -> bytes:
+    """A frame as a client (masked) or a server (unmasked) sends it."""
+    frame = Frame(opcode, payload, fin, bool(rsv & 4), bool(rsv & 2), bool(rsv & 1))
+    return frame.serialize(mask=masked)
+
+
+def sent_frames(sink: EventSink, masked: bool = False) -> list[Frame]:
+    data = sink.take_data()
+    frames = []
+    while data:
+        parsed = Frame.parse(data)
+        assert parsed is not None, "incomplete frame written"
+        frame, was_masked, consumed = parsed
+        assert was_masked is masked
+        frames.append(frame)
+        data = data[consumed:]
+    return frames
+
+
+def assert_failed(engine: Engine, sink: EventSink, code: int) -> None:
+    """The engine failed the connection with ``code`` and said so on the wire."""
+    events = sink.take_events()
+    assert isinstance(events[-1], Failed), events
+    assert events[-1].code == code
+    assert engine.state == CLOSED
+    assert engine.failure is not None and engine.failure.code == code
+    frames = sent_frames(sink, masked=engine.client)
+    assert frames[-1].opcode == Opcode.CLOSE
+    assert Close.parse(frames[-1].payload).code == code
+    assert sink.eof_sent is (not engine.client)  # the server closes TCP first
+
+
+# --- framing ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 127, 65535, 65536, 70000])
+def test_payload_lengths_7_16_64_bit(length: int) -> None:
+    engine, sink = make()
+    payload = bytes(random.getrandbits(8) for _ in range(min(length, 64))) * (length // 64 + 1)
+    payload = payload[:length]
+    engine.receive_data(wire(Opcode.BINARY, payload))
+    assert sink.take_events() == [Message(payload)]
+
+
+def test_length_with_most_significant_bit_fails_1002() -> None:
+    engine, sink = make()
+    engine.receive_data(b"\x82\xff" + struct.pack("!Q", 1 << 63) + b"abcd")
+    assert_failed(engine, sink, 1002)
+
+
+@pytest.mark.parametrize("opcode", [3, 4, 5, 6, 7, 11, 12, 13, 14, 15])
+def test_reserved_opcodes_fail_1002(opcode: int) -> None:
+    engine, sink = make()
+    engine.receive_data(wire(opcode, b"x"))
+    assert_failed(engine, sink, 1002)
+
+
+@pytest.mark.parametrize("rsv", [1, 2, 3, 4, 5, 6, 7])
+@pytest.mark.parametrize("opcode", [Opcode.TEXT, Opcode.BINARY, Opcode.PING])
+def test_rsv_bits_without_extension_fail_1002(rsv: int, opcode: int) -> None:
+    engine, sink = make()
+    engine.receive_data(wire(opcode, b"x", rsv=rsv))
+    assert_failed(engine, sink, 1002)
+
+
+def test_server_fails_unmasked_client_frame() -> None:
+    engine, sink = make(SERVER)
+    engine.receive_data(wire(Opcode.TEXT, b"hi", masked=False))
+    assert_failed(engine, sink, 1002)
+
+
+def test_client_fails_masked_server_frame() -> None:
+    engine, sink = make(CLIENT)
+    engine.receive_data(wire(Opcode.TEXT, b"hi", masked=True))
+    assert_failed(engine, sink, 1002)
+
+
+def test_client_accepts_unmasked_frames_and_masks_its_own() -> None:
+    engine, sink = make(CLIENT)
+    engine.receive_data(wire(Opcode.TEXT, b"hi", masked=False))
+    assert sink.take_events() == [Message("hi")]
+    engine.send_message(b"payload")
+    assert sent_frames(sink, masked=True) == [Frame(Opcode.BINARY, b"payload")]
+
+
+@pytest.mark.parametrize("opcode", [Opcode.PING, Opcode.PONG, Opcode.CLOSE])
+def test_control_frame_over_125_bytes_fails_1002(opcode: int) -> None:
+    engine, sink = make()
+    engine.receive_data(wire(opcode, b"\x03\xe8" + b"x" * 124))
+    assert_failed(engine, sink, 1002)
+
+
+@pytest.mark.parametrize("opcode", [Opcode.PING, Opcode.PONG, Opcode.CLOSE])
+def test_fragmented_control_frame_fails_1002(opcode: int) -> None:
+    engine, sink = make()
+    engine.receive_data(wire(opcode, b"", fin=False))
+    assert_failed(engine, sink, 1002)
+
+
+def test_continuation_without_start_fails_1002() -> None:
+    engine, sink = make()
+    engine.receive_data(wire(Opcode.CONT, b"x"))
+    assert_failed(engine, sink, 1002)
+
+
+@pytest.mark.parametrize("opcode", [Opcode.TEXT, Opcode.BINARY])
+def test_data_frame_inside_fragmented_message_fails_1002(opcode: int) -> None:
+    engine, sink = make()
+    engine.receive_data(wire(Opcode.TEXT, b"a", fin=False) + wire(opcode, b"b"))
+    assert_failed(engine, sink, 1002)
+
+
+def test_control_frames_interleaved_in_fragmented_message() -> None:
+    engine, sink = make()
+    engine.receive_data(
+        wire(Opcode.TEXT, b"frag1", fin=False)
+        + wire(Opcode.PING, b"p1")
+        + wire(Opcode.CONT, b"frag2", fin=False)
+        + wire(Opcode.PONG, b"p2")
+        + wire(Opcode.CONT, b"frag3")
+    )
+    assert sink.take_events() == [Ping(b"p1"), Pong(b"p2"), Message("frag1frag2frag3")]
+    assert sent_frames(sink) == [Frame(Opcode.PONG, b"p1")]
+
+
+def test_fragmented_binary_message_with_empty_fragments() -> None:
+    engine, sink = make()
+    engine.receive_data(
+        wire(Opcode.BINARY, b"", fin=False)
+        + wire(Opcode.CONT, b"ab", fin=False)
+        + wire(Opcode.CONT, b"", fin=False)
+        + wire(Opcode.CONT, b"")
+    )
+    assert sink.take_events() == [Message(b"ab")]
+
+
+def test_ping_is_answered_with_the_same_payload() -> None:
+    engine, sink = make()
+    engine.receive_data(wire(Opcode.PING, b"hello"))
+    assert sink.take_events() == [Ping(b"hello")]
+    assert sent_frames(sink) == [Frame(Opcode.PONG, b"hello")]
+
+
+def test_byte_at_a_time_gives_the_same_events() -> None:
+    data = (
+        wire(Opcode.TEXT, "κόσμε".encode(), fin=False)
+        + wire(Opcode.PING, b"x")
+        + wire(Opcode.CONT, "end".encode())
+        + wire(Opcode.BINARY, bytes(range(256)) * 300)
+    )
+    whole, whole_sink = make()
+    whole.receive_data(data)
+    split, split_sink = make()
+    for i in range(len(data)):
+        split.receive_data(data[i : i + 1])
+    assert split_sink.take_events() == whole_sink.take_events()
+    assert len(split_sink.events) == 0
+
+
+def test_random_frames_match_reference_codec() -> None:
+    rng = random.Random(6455)
+    for _ in range(200):
+        messages = []
+        data = b""
+        for _ in range(rng.randrange(1, 5)):
+            payload = rng.randbytes(rng.choice([0, 1, 50, 125, 126, 300, 70000]))
+            if rng.random() < 0.5:
+                data += wire(Opcode.BINARY, payload)
+                messages.append(Message(payload))
+            else:
+                cut = rng.randrange(len(payload) + 1)
+                data += wire(Opcode.BINARY, payload[:cut], fin=False)
+                data += wire(Opcode.CONT, payload[cut:])
+                messages.append(Message(payload))
+        engine, sink = make(max_size=None)
+        pos = 0
+        while pos < len(data):
+            step = rng.randrange(1, 3000)
+            engine.receive_data(data[pos : pos + step])
+            pos += step
+        assert sink.take_events() == messages
+
+
+# --- UTF-8 --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\xff",
+        b"\xc0\xaf",  # overlong
+        b"\xed\xa0\x80",  # surrogate
+        b"\xf4\x90\x80\x80",  # over U+10FFFF
+        b"caf\xc3",  # truncated at the end
+        "κόσμε".encode() + b"\xed\xa0\x80edited",
+    ],
+)
+def test_invalid_utf8_text_fails_1007(payload: bytes) -> None:
+    engine, sink = make()
+    engine.receive_data(wire(Opcode.TEXT, payload))
+    assert_failed(engine, sink, 1007)
+
+
+@pytest.mark.parametrize("bad", [b"\xf4\x90\x80\x80", b"\xed\xa0\x80", b"\xc0"])
+def test_invalid_utf8_fails_fast_mid_message(bad: bytes) -> None:
+    engine, sink = make()
+    engine.receive_data(wire(Opcode.TEXT, "κόσμε".encode(), fin=False))
+    assert sink.take_events() == []
+    engine.receive_data(wire(Opcode.CONT, bad, fin=False))  # the message is not over
+    assert_failed(engine, sink, 1007)
+
+
+def test_invalid_utf8_fails_fast_mid_frame() -> None:
+    engine, sink = make()
+    data = wire(Opcode.TEXT, "κόσμε".encode() + b"\xf4\x90\x80\x80" + b"edited")
+    engine.receive_data(data[:20])  # header + valid text + the first bad bytes
+    assert_failed(engine, sink, 1007)
+
+
+def test_utf8_split_across_fragments_is_valid() -> None:
+    engine, sink = make()
+    text = "κόσμε€𝄞".encode()
+    engine.receive_data(b"".join(wire(Opcode.TEXT if i == 0 else Opcode.CONT, text[i : i + 1], fin=i == len(text) - 1) for i in range(len(text))))
+    assert sink.take_events() == [Message("κόσμε€𝄞")]
+
+
+def test_utf8_incomplete_first_fragment_then_rest() -> None:
+    engine, sink = make()
+    engine.receive_data(wire(Opcode.TEXT, b"\xce", fin=False) + wire(Opcode.CONT, b"\xba"))
+    assert sink.take_events() == [Message("κ")]
+    engine.receive_data(wire(Opcode.TEXT, b"plain"))
+    assert sink.take_events() == [Message("plain")]
+
+
+# --- close handshake ----------------------------------------------------------
+
+VALID_CODES = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999]
+INVALID_CODES = [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535]
+
+
+@pytest.mark.parametrize("code", VALID_CODES)
+def test_valid_close_code_is_echoed(code: int) -> None:
+    engine, sink = make()
+    engine.receive_data(wire(Opcode.CLOSE, Close(code, "bye").serialize()))
+    assert sink.take_events() == [CloseReceived(code, "bye")]
+    assert sent_frames(sink) == [Frame(Opcode.CLOSE, code.to_bytes(2, "big"))]
+    assert engine.state == CLOSED
+    assert sink.eof_sent
+
+
+@pytest.mark.parametrize("code", INVALID_CODES)
+def test_invalid_close_code_fails_1002(code: int) -> None:
+    engine, sink = make()
+    engine.receive_data(wire(Opcode.CLOSE, code.to_bytes(2, "big")))
+    assert_failed(engine, sink, 1002)
+
+
+def test_empty_close_is_echoed_empty_and_reported_1005() -> None:
+    engine, sink = make()
+    engine.receive_data(wire(Opcode.CLOSE))
+    assert sink.take_events() == [CloseReceived(1005, "")]
+    assert sent_frames(sink) == [Frame(Opcode.CLOSE, b"")]
+
+
+def test_one_byte_close_payload_fails_1002() -> None:
+    engine, sink = make()
+    engine.receive_data(wire(Opcode.CLOSE, b"\x03"))
+    assert_failed(engine, sink, 1002)
+
+
+def test_close_reason_invalid_utf8_fails_1007() -> None:
+    engine, sink = make()
+    engine.receive_data(wire(Opcode.CLOSE, b"\x03\xe8\xff\xfe"))
+    assert_failed(engine, sink, 1007)
+
+
+def test_nothing_counts_after_the_close_frame() -> None:
+    engine, sink = make()
+    engine.receive_data(wire(Opcode.CLOSE, b"\x03\xe8") + wire(Opcode.TEXT, b"late") + b"\xff\xff")
+    assert sink.take_events() == [CloseReceived(1000, "")]
+    engine.receive_data(wire(Opcode.TEXT, b"later"))
+    assert sink.take_events() == []
+
+
+def test_local_close_waits_for_the_peer() -> None:
+    engine, sink = make(CLIENT)
+    engine.send_close(1001, "going")
+    assert engine.state == CLOSING
+    frames = sent_frames(sink, masked=True)
+    assert frames == [Frame(Opcode.CLOSE, Close(1001, "going").serialize())]
+    # Messages still arrive until the peer's close.
+    engine.receive_data(wire(Opcode.TEXT, b"in flight", masked=False))
+    engine.receive_data(wire(Opcode.CLOSE, b"\x03\xe9", masked=False))
+    assert sink.take_events() == [Message("in flight"), CloseReceived(1001, "")]
+    assert engine.state == CLOSED
+    assert sink.take_data() == b""  # no second close frame
+    assert not sink.eof_sent  # the client lets the server close TCP first
+
+
+def test_no_pong_after_sending_close() -> None:
+    engine, sink = make()
+    engine.send_close()
+    sink.take_data()
+    engine.receive_data(wire(Opcode.PING, b"x"))
+    assert sink.take_events() == [Ping(b"x")]
+    assert sink.take_data() == b""
+
+
+def test_close_reason_is_cut_to_fit_a_control_frame() -> None:
+    engine, sink = make()
+    engine.send_close(1000, "é" * 100)
+    (frame,) = sent_frames(sink)
+    assert len(frame.payload) <= 125
+    assert Close.parse(frame.payload).reason == "é" * 61
+
+
+@pytest.mark.parametrize("code", [999, 1004, 1006, 1015, 2000, 5000])
+def test_sending_an_invalid_close_code_is_refused(code: int) -> None:
+    engine, _ = make()
+    with pytest.raises(ValueError):
+        engine.send_close(code)
+    assert engine.state == OPEN
+
+
+def test_sending_after_close_raises_invalid_state() -> None:
+    engine, _ = make()
+    engine.send_close()
+    for send in (lambda: engine.send_message("x"), engine.send_ping, lambda: engine.send_close()):
+        with pytest.raises(InvalidState):
+            send()
+
+
+def test_eof_without_close_frame() -> None:
+    engine, sink = make()
+    engine.receive_eof()
+    assert engine.state == CLOSED
+    assert engine.close_rcvd_code == -1
+
+
+# --- limits -------------------------------------------------------------------
+
+
+def test_frame_over_max_size_fails_1009_before_payload() -> None:
+    engine, sink = make(max_size=1000)
+    header = wire(Opcode.BINARY, b"x" * 1001)[:8]  # only the header arrives
+    engine.receive_data(header)
+    assert_failed(engine, sink, 1009)
+
+
+def test_message_over_max_size_fails_1009() -> None:
+    engine, sink = make(max_size=1000)
+    engine.receive_data(wire(Opcode.BINARY, b"x" * 600, fin=False))
+    assert sink.take_events() == []
+    engine.receive_data(wire(Opcode.CONT, b"x" * 600)[:8])
+    assert_failed(engine, sink, 1009)
+
+
+def test_message_of_exactly_max_size_passes() -> None:
+    engine, sink = make(max_size=1000)
+    engine.receive_data(wire(Opcode.BINARY, b"x" * 500, fin=False) + wire(Opcode.CONT, b"x" * 500))
+    assert sink.take_events() == [Message(b"x" * 1000)]
+
+
+def test_huge_declared_length_is_not_buffered() -> None:
+    engine, sink = make(max_size=None)
+    engine.receive_data(b"\x82\xff" + struct.pack("!Q", 2**40) + b"abcd" + b"x" * 10)
+    assert engine._pending == b""  # nothing kept but parser state
+    assert sink.take_events() == []
+
+
+# --- sending ------------------------------------------------------------------
+
+
+def test_send_text_and_binary() -> None:
+    engine, sink = make()
+    engine.send_message("héllo")
+    engine.send_message(bytearray(b"\x00\x01"))
+    engine.send_message(memoryview(b"view"))
+    assert sent_frames(sink) == [
+        Frame(Opcode.TEXT, "héllo".encode()),
+        Frame(Opcode.BINARY, b"\x00\x01"),
+        Frame(Opcode.BINARY, b"view"),
+    ]
+
+
+@pytest.mark.parametrize("size", [125, 126, 65535, 65536, 100000])
+def test_send_lengths_parse_back(size: int) -> None:
+    engine, sink = make(CLIENT)
+    engine.send_message(b"z" * size)
+    assert sent_frames(sink, masked=True) == [Frame(Opcode.BINARY, b"z" * size)]
+
+
+def test_max_fragment_size_splits_messages() -> None:
+    engine, sink = make(max_fragment_size=4)
+    engine.send_message("abcdefghij")
+    assert sent_frames(sink) == [
+        Frame(Opcode.TEXT, b"abcd", fin=False),
+        Frame(Opcode.CONT, b"efgh", fin=False),
+        Frame(Opcode.CONT, b"ij"),
+    ]
+
+
+def test_fragmented_send_rules() -> None:
+    engine, sink = make()
+    with pytest.raises(InvalidState):
+        engine.send_data(Opcode.CONT, b"x", True)
+    engine.send_data(Opcode.TEXT, b"a", False)
+    with pytest.raises(InvalidState):
+        engine.send_data(Opcode.BINARY, b"b", True)
+    engine.send_ping(b"between")
+    engine.send_data(Opcode.CONT, b"b", True)
+    assert sent_frames(sink) == [
+        Frame(Opcode.TEXT, b"a", fin=False),
+        Frame(Opcode.PING, b"between"),
+        Frame(Opcode.CONT, b"b"),
+    ]
+
+
+def test_control_payload_over_125_bytes_is_refused() -> None:
+    engine, _ = make()
+    with pytest.raises(ValueError):
+        engine.send_ping(b"x" * 126)
+
+
+def test_two_engines_talk() -> None:
+    server, server_sink = make(SERVER)
+    client, client_sink = make(CLIENT)
+    client.send_message("ping?")
+    server.receive_data(client_sink.take_data())
+    assert server_sink.take_events() == [Message("ping?")]
+    server.send_message(b"pong!")
+    client.receive_data(server_sink.take_data())
+    assert client_sink.take_events() == [Message(b"pong!")]
+    client.send_close(1000, "done")
+    server.receive_data(client_sink.take_data())
+    client.receive_data(server_sink.take_data())
+    assert server_sink.take_events() == [CloseReceived(1000, "done")]
+    assert client_sink.take_events() == [CloseReceived(1000, "")]
+    assert server.state == client.state == CLOSED
