@@ -58,7 +58,8 @@ class connect:  # noqa: N801 - a class used like a function, as in websockets
     ``compression``, ``open_timeout`` (connecting and the handshake),
     ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_size``,
     ``max_queue``, ``write_limit``; plus ``max_fragment_size``,
-    ``max_redirects``, ``ssl`` and ``server_hostname``.  Other keyword
+    ``max_redirects``, ``ssl``, ``server_hostname`` and ``create_connection``
+    (a :class:`ClientConnection` subclass to use).  Other keyword
     arguments go to :meth:`asyncio.loop.create_connection`.
     """
 
@@ -83,6 +84,7 @@ class connect:  # noqa: N801 - a class used like a function, as in websockets
         max_redirects: int = 10,
         ssl: ssl_module.SSLContext | bool | None = None,
         server_hostname: str | None = None,
+        create_connection: type[ClientConnection] | None = None,
         **kwargs: Any,
     ) -> None:
         if compression is not None:
@@ -110,6 +112,7 @@ class connect:  # noqa: N801 - a class used like a function, as in websockets
         self.ssl = ssl
         self.server_hostname = server_hostname
         self.create_connection_kwargs = kwargs
+        self.connection_class = create_connection or ClientConnection
         self.connection: ClientConnection | None = None
 
     async def _connect_once(self, wsuri: WebSocketURI) -> ClientConnection:
@@ -133,7 +136,7 @@ class connect:  # noqa: N801 - a class used like a function, as in websockets
         else:
             host, port = wsuri.host, wsuri.port
         _, connection = await loop.create_connection(
-            lambda: ClientConnection(handshake, **self.options), host, port, **kwargs
+            lambda: self.connection_class(handshake, **self.options), host, port, **kwargs
         )
         try:
             await connection._opened

@@ -1,0 +1,331 @@
+"""Sans-I/O HTTP/1.1 messages and incremental parsers for the opening handshake.
+
+:func:`parse_request` and :func:`parse_response` take everything received so
+far and return ``None`` while the message is incomplete, else the message and
+the number of bytes it used; bytes past that belong to the WebSocket stream.
+They are stateless and O(len(buf)) per call; when the buffer grows over many
+calls, :class:`RequestParser` and :class:`ResponseParser` give the same
+results while scanning each byte once (a peer dripping a 64 KiB head byte by
+byte costs linear, not quadratic, time).
+
+The parsers are strict: lines must end with CRLF (a bare LF is an error, and
+an empty line before the start line too), the version must be ``HTTP/1.1``,
+names must be tokens, values may not contain control characters other than
+tab, and obs-fold continuation lines are rejected.  Limits are enforced on
+incomplete input as well, so an endless line fails as soon as it exceeds
+``max_line``.
+
+Bodies: requests may not have one (``Transfer-Encoding`` or a non-zero
+``Content-Length`` is an error, since those bytes would otherwise be read as
+WebSocket frames).  A response has a body only when it has a status other than
+1xx/204/304, no ``Transfer-Encoding`` and a ``Content-Length``; chunked and
+read-until-close bodies are not read (``body`` is ``b""``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..exceptions import InvalidHandshake, InvalidMessage, SecurityError
+from .headers import Headers
+
+__all__ = [
+    "Request",
+    "RequestParser",
+    "Response",
+    "ResponseParser",
+    "parse_request",
+    "parse_response",
+]
+
+_token_re = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_target_re = re.compile(rb"[\x21-\x7e]+")
+_version_re = re.compile(rb"HTTP/[0-9]\.[0-9]")
+_status_re = re.compile(rb"(HTTP/[0-9]\.[0-9]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
+_str_token_re = re.compile(_token_re.pattern.decode())
+_str_target_re = re.compile(_target_re.pattern.decode())
+_str_reason_re = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+
+
+@dataclass
+class Request:
+    """An HTTP request (``path`` and ``headers`` come first, as in ``websockets``)."""
+
+    path: str
+    headers: Headers = field(default_factory=Headers)
+    method: str = "GET"
+
+    def serialize(self) -> bytes:
+        """Return the request line and headers; ``ValueError`` if they are unsafe."""
+        if not _str_token_re.fullmatch(self.method):
+            raise ValueError(f"invalid method: {self.method!r}")
+        if not _str_target_re.fullmatch(self.path):
+            raise ValueError(f"invalid request target: {self.path!r}")
+        return f"{self.method} {self.path} HTTP/1.1\r\n".encode() + self.headers.serialize()
+
+
+@dataclass
+class Response:
+    """An HTTP response; :meth:`serialize` adds no header (set ``Content-Length``)."""
+
+    status_code: int
+    reason_phrase: str
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+
+    def serialize(self) -> bytes:
+        """Return the status line, headers and body; ``ValueError`` if unsafe."""
+        if not 100 <= self.status_code <= 999:
+            raise ValueError(f"invalid status code: {self.status_code}")
+        if not _str_reason_re.fullmatch(self.reason_phrase):
+            raise ValueError(f"invalid reason phrase: {self.reason_phrase!r}")
+        status_line = f"HTTP/1.1 {self.status_code} {self.reason_phrase}\r\n"
+        return status_line.encode("iso-8859-1") + self.headers.serialize() + self.body
+
+
+def _invalid(message: str, status: int = 400) -> InvalidMessage:
+    exc = InvalidMessage(message)
+    exc.status = status
+    return exc
+
+
+def _show(data: bytes) -> str:
+    """Short repr of peer data for error messages."""
+    return repr(data[:64]) + ("..." if len(data) > 64 else "")
+
+
+class _HeadScanner:
+    """Finds the end of a head in a growing buffer, enforcing the limits.
+
+    Each byte is scanned once across calls and each complete line is checked
+    as soon as it arrives, so a never-ending line or header list fails as soon
+    as it crosses a limit.
+    """
+
+    def __init__(
+        self,
+        max_line: int,
+        max_headers: int,
+        max_header_bytes: int,
+        start_too_long: Callable[[], InvalidHandshake],
+    ) -> None:
+        self.max_line = max_line
+        self.max_headers = max_headers
+        self.max_header_bytes = max_header_bytes
+        self.start_too_long = start_too_long
+        self._pos = 0  # end of the complete lines checked so far
+        self._searched = 0  # no LF before this offset past _pos
+        self._count = 0  # complete non-empty lines
+        self._head: tuple[list[bytes], int] | None = None
+
+    def scan(self, buf: bytes | bytearray) -> tuple[list[bytes], int] | None:
+        """Return the head's lines (without CRLF) and size, or None if incomplete."""
+        while self._head is None:
+            end = buf.find(b"\n", max(self._pos, self._searched))
+            if end == -1:
+                self._searched = len(buf)
+                if len(buf) - self._pos > self.max_line + 1:  # + 1: CR of a pending CRLF
+                    raise self._line_too_long()
+                if len(buf) > self.max_header_bytes:
+                    raise SecurityError("header block too large")
+                return None
+            if end == 0 or buf[end - 1] != 0x0D:
+                raise _invalid("line ending is a bare LF, not CRLF")
+            if end - 1 - self._pos > self.max_line:
+                raise self._line_too_long()
+            empty = end - 1 == self._pos
+            self._pos = end + 1
+            if self._pos > self.max_header_bytes:
+                raise SecurityError("header block too large")
+            if empty:
+                if self._count == 0:
+                    raise _invalid("empty line instead of a start line")
+                self._head = bytes(buf[: self._pos - 4]).split(b"\r\n"), self._pos
+            else:
+                self._count += 1
+                if self._count > self.max_headers + 1:
+                    raise SecurityError("too many headers")
+        return self._head
+
+    def _line_too_long(self) -> InvalidHandshake:
+        return self.start_too_long() if self._count == 0 else SecurityError("header line too long")
+
+
+def _parse_headers(lines: list[bytes]) -> Headers:
+    headers = Headers()
+    for line in lines:
+        name, colon, value = line.decode("iso-8859-1").partition(":")
+        if colon:
+            try:
+                headers[name] = value.strip(" \t")  # validates name and value
+                continue
+            except ValueError:
+                pass
+        raise _header_line_error(line)
+    return headers
+
+
+def _header_line_error(line: bytes) -> InvalidMessage:
+    if line[:1] in (b" ", b"\t"):
+        return _invalid(f"obs-fold line folding is not supported: {_show(line)}")
+    name, colon, _ = line.partition(b":")
+    if not colon or not _token_re.fullmatch(name):
+        return _invalid(f"invalid header line: {_show(line)}")
+    return _invalid(f"invalid value for header {name.decode()}: {_show(line)}")
+
+
+def _content_length(headers: Headers) -> int | None:
+    values = headers.get_all("Content-Length")
+    if not values:
+        return None
+    if len(values) > 1:
+        raise _invalid("multiple Content-Length headers")
+    value = values[0]
+    if not (value.isascii() and value.isdigit()):
+        raise _invalid(f"invalid Content-Length: {value[:64]!r}")
+    if len(value.lstrip("0")) > 18:
+        raise SecurityError("Content-Length too large")
+    return int(value)
+
+
+class RequestParser:
+    """Parses a request from a buffer that grows between calls.
+
+    :meth:`parse` behaves like :func:`parse_request`, but remembers how far
+    it got, so feeding a request in many small pieces costs linear time.
+    Pass the same buffer (or one with the same prefix) each time.
+    """
+
+    def __init__(
+        self, *, max_line: int = 8192, max_headers: int = 128, max_header_bytes: int = 65536
+    ) -> None:
+        self._scanner = _HeadScanner(
+            max_line,
+            max_headers,
+            max_header_bytes,
+            lambda: _invalid("request line too long", 414),
+        )
+
+    def parse(self, buf: bytes | bytearray) -> tuple[Request, int] | None:
+        """Return ``(request, consumed)`` or ``None`` if incomplete."""
+        head = self._scanner.scan(buf)
+        if head is None:
+            return None
+        lines, consumed = head
+        parts = lines[0].split(b" ")
+        if len(parts) != 3:
+            raise _invalid(f"invalid request line: {_show(lines[0])}")
+        method, target, version = parts
+        if version != b"HTTP/1.1":
+            if _version_re.fullmatch(version):
+                raise _invalid(f"unsupported HTTP version: {version.decode()}", 505)
+            raise _invalid(f"invalid HTTP version: {_show(version)}")
+        if not _token_re.fullmatch(method):
+            raise _invalid(f"invalid method: {_show(method)}")
+        if not _target_re.fullmatch(target):
+            raise _invalid(f"invalid request target: {_show(target)}")
+        headers = _parse_headers(lines[1:])
+        if "Transfer-Encoding" in headers:
+            raise _invalid("request body not supported (Transfer-Encoding)")
+        if _content_length(headers):
+            raise _invalid("request body not supported (Content-Length)")
+        return Request(target.decode("ascii"), headers, method.decode("ascii")), consumed
+
+
+class ResponseParser:
+    """Parses a response from a buffer that grows between calls.
+
+    Like :class:`RequestParser`, for :func:`parse_response`.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_line: int = 8192,
+        max_headers: int = 128,
+        max_header_bytes: int = 65536,
+        max_body: int = 2**20,
+    ) -> None:
+        self._scanner = _HeadScanner(
+            max_line,
+            max_headers,
+            max_header_bytes,
+            lambda: _invalid("status line too long"),
+        )
+        self.max_body = max_body
+
+    def parse(self, buf: bytes | bytearray) -> tuple[Response, int] | None:
+        """Return ``(response, consumed)`` or ``None`` if incomplete."""
+        head = self._scanner.scan(buf)
+        if head is None:
+            return None
+        lines, consumed = head
+        match = _status_re.fullmatch(lines[0])
+        if match is None:
+            raise _invalid(f"invalid status line: {_show(lines[0])}")
+        version, code, reason = match.groups()
+        if version != b"HTTP/1.1":
+            raise _invalid(f"unsupported HTTP version: {version.decode()}")
+        status_code = int(code)
+        if not 100 <= status_code <= 599:
+            raise _invalid(f"invalid status code: {status_code}")
+        headers = _parse_headers(lines[1:])
+        body = b""
+        if status_code >= 200 and status_code not in (204, 304):
+            length = None if "Transfer-Encoding" in headers else _content_length(headers)
+            if length:
+                if length > self.max_body:
+                    raise SecurityError(f"body too large: {length} bytes")
+                if len(buf) < consumed + length:
+                    return None
+                body = bytes(buf[consumed : consumed + length])
+                consumed += length
+        phrase = (reason or b"").decode("iso-8859-1")
+        return Response(status_code, phrase, headers, body), consumed
+
+
+def parse_request(
+    buf: bytes | bytearray,
+    *,
+    max_line: int = 8192,
+    max_headers: int = 128,
+    max_header_bytes: int = 65536,
+) -> tuple[Request, int] | None:
+    """Parse an HTTP/1.1 request from the start of ``buf``.
+
+    Return ``None`` if incomplete, else ``(request, consumed)``.  Raise
+    :class:`~rapidws.exceptions.InvalidMessage` on malformed input (``status``
+    414 for a request line over ``max_line``, 505 for another HTTP version)
+    and :class:`~rapidws.exceptions.SecurityError` (431) when a header line,
+    the header count or the whole head exceeds its limit.
+    """
+    parser = RequestParser(
+        max_line=max_line, max_headers=max_headers, max_header_bytes=max_header_bytes
+    )
+    return parser.parse(buf)
+
+
+def parse_response(
+    buf: bytes | bytearray,
+    *,
+    max_line: int = 8192,
+    max_headers: int = 128,
+    max_header_bytes: int = 65536,
+    max_body: int = 2**20,
+) -> tuple[Response, int] | None:
+    """Parse an HTTP/1.1 response (and its body, see the module notes).
+
+    Return ``None`` if incomplete, else ``(response, consumed)``.  Raise
+    :class:`~rapidws.exceptions.InvalidMessage` on malformed input and
+    :class:`~rapidws.exceptions.SecurityError` when a limit is exceeded,
+    including a ``Content-Length`` over ``max_body``.
+    """
+    parser = ResponseParser(
+        max_line=max_line,
+        max_headers=max_headers,
+        max_header_bytes=max_header_bytes,
+        max_body=max_body,
+    )
+    return parser.parse(buf)
