@@ -24,7 +24,7 @@ from ..exceptions import (
 )
 from ..protocol.engine import CLIENT, CLOSED, OPEN, SERVER, Engine
 from ..protocol.extensions.base import Extension
-from ..protocol.http11 import Request, Response, parse_request, parse_response
+from ..protocol.http11 import Request, RequestParser, Response, ResponseParser
 
 __all__ = ["BaseConnection", "State"]
 
@@ -83,7 +83,8 @@ class BaseConnection(asyncio.Protocol):
         self.extensions: list[Extension] = []
         self.latency: float = 0.0
         self.handshake_exc: BaseException | None = None
-        self._hs_buf = b""
+        self._hs_buf = bytearray()
+        self._hs_parser: RequestParser | ResponseParser | None = None
         self._opened: asyncio.Future[None] = self.loop.create_future()
         self._lost: asyncio.Future[None] = self.loop.create_future()
         self._closed_exc: ConnectionClosed | None = None
@@ -249,12 +250,17 @@ class BaseConnection(asyncio.Protocol):
         return None
 
     def _server_handshake_data(self) -> None:
-        parsed = parse_request(self._hs_buf, max_header_bytes=self.max_handshake_size)
+        parser = self._hs_parser
+        if parser is None:
+            parser = self._hs_parser = RequestParser(max_header_bytes=self.max_handshake_size)
+        assert isinstance(parser, RequestParser)
+        parsed = parser.parse(self._hs_buf)
         if parsed is None:
             return
+        self._hs_parser = None
         request, consumed = parsed
-        rest = self._hs_buf[consumed:]
-        self._hs_buf = b""
+        rest = bytes(self._hs_buf[consumed:])
+        self._hs_buf = bytearray()
         self.request = request
         response = self.process_request(request)
         if response is None:
@@ -267,12 +273,17 @@ class BaseConnection(asyncio.Protocol):
         self._open(response.serialize(), rest)
 
     def _client_handshake_data(self) -> None:
-        parsed = parse_response(self._hs_buf, max_header_bytes=self.max_handshake_size)
+        parser = self._hs_parser
+        if parser is None:
+            parser = self._hs_parser = ResponseParser(max_header_bytes=self.max_handshake_size)
+        assert isinstance(parser, ResponseParser)
+        parsed = parser.parse(self._hs_buf)
         if parsed is None:
             return
+        self._hs_parser = None
         response, consumed = parsed
-        rest = self._hs_buf[consumed:]
-        self._hs_buf = b""
+        rest = bytes(self._hs_buf[consumed:])
+        self._hs_buf = bytearray()
         self.response = response
         self.process_response(response)  # raises on rejection
         self._open(b"", rest)
@@ -343,9 +354,21 @@ class BaseConnection(asyncio.Protocol):
         """The peer's close frame arrived; wait for the TCP close."""
         self._start_close_timer()
 
-    def on_fail(self, exc: ProtocolError) -> None:
-        """The peer broke the protocol: the engine sent a close frame."""
+    def on_fail(self, exc: ProtocolError) -> bool:
+        """The peer broke the protocol; send the close frame on the next tick.
+
+        Messages received before the offending frame are already queued;
+        a handler woken by them runs first, so a reply it sends at once
+        (an echo, say) goes out before the close frame.
+        """
         self._failure = exc
+        self.loop.call_soon(self._flush_failure)
+        return True
+
+    def _flush_failure(self) -> None:
+        engine = self.engine
+        if engine is not None:
+            engine.flush_failure()
         self._start_close_timer()
 
     def fail(self, code: int, reason: str = "") -> None:

@@ -84,8 +84,12 @@ class Sink(Protocol):
     def on_close(self, code: int, reason: str) -> None:
         """The peer's close frame arrived (``code`` 1005 if it had none)."""
 
-    def on_fail(self, exc: ProtocolError) -> None:
-        """The peer broke the protocol; the engine sent a close frame."""
+    def on_fail(self, exc: ProtocolError) -> bool | None:
+        """The peer broke the protocol; nothing more will be received.
+
+        Return a true value to send the close frame later, by calling
+        :meth:`Engine.flush_failure`; otherwise the engine sends it at once.
+        """
 
 
 class _MaskSource:
@@ -203,7 +207,7 @@ class Engine:
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes received from the peer."""
-        if self.state == CLOSED:
+        if self.state == CLOSED or self.failure is not None:
             return  # RFC 6455 5.5.1: nothing counts after the peer's close
         if type(data) is not bytes:
             data = bytes(data)
@@ -429,19 +433,30 @@ class Engine:
             self._sink.write_eof()
 
     def _fail(self, exc: ProtocolError) -> None:
-        """_Fail the WebSocket Connection_ (RFC 6455 7.1.7)."""
+        """_Fail the WebSocket Connection_ (RFC 6455 7.1.7).
+
+        Input stops here.  The close frame goes out now, or when the sink
+        calls :meth:`flush_failure` if it asked to defer it.
+        """
+        self.failure = exc
+        self._pending = b""
+        if not self._sink.on_fail(exc):
+            self.flush_failure()
+
+    def flush_failure(self) -> None:
+        """Send the close frame of a failure; the server then half-closes."""
+        exc = self.failure
+        if exc is None or self.state == CLOSED:
+            return
         if self.state == OPEN:
             self._send_close_frame(exc.code, str(exc))
         self.state = CLOSED
-        self.failure = exc
-        self._pending = b""
-        self._sink.on_fail(exc)
         if not self.client:
             self._sink.write_eof()
 
     def fail(self, code: int, reason: str = "") -> None:
         """Fail the connection on the local side's initiative (e.g. 1011)."""
-        if self.state == CLOSED:
+        if self.state == CLOSED or self.failure is not None:
             return
         self._fail(ProtocolError(reason, code))
 

@@ -238,3 +238,14 @@ async def test_keepalive_stays_open_with_pongs() -> None:
                 await (await ws.ping())
                 conn_latency_seen += 1
             assert ws.state == rapidws.State.OPEN
+
+
+async def test_messages_before_a_bad_frame_are_answered_first() -> None:
+    async with running_server() as (server, _):
+        raw, _ = await RawClient.open(port_of(server))
+        raw.send_frame(Opcode.TEXT, b"valid")
+        raw.send_frame(Opcode.TEXT, b"rsv", rsv1=True)
+        frame = await raw.read_frame()
+        assert frame is not None and (frame.opcode, frame.payload) == (Opcode.TEXT, b"valid")
+        assert (await raw.read_close()).code == 1002
+        raw.close()

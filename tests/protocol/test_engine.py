@@ -457,3 +457,27 @@ def test_two_engines_talk() -> None:
     assert server_sink.take_events() == [CloseReceived(1000, "done")]
     assert client_sink.take_events() == [CloseReceived(1000, "")]
     assert server.state == client.state == CLOSED
+
+
+class DeferringSink(EventSink):
+    def on_fail(self, exc: object) -> bool:
+        super().on_fail(exc)  # type: ignore[arg-type]
+        return True
+
+
+def test_sink_may_defer_the_close_frame_of_a_failure() -> None:
+    sink = DeferringSink()
+    engine = Engine(SERVER, sink)
+    engine.receive_data(wire(Opcode.TEXT, b"first") + wire(3, b"bad") + wire(Opcode.TEXT, b"ignored"))
+    assert sink.take_events() == [Message("first"), Failed(1002, "reserved opcode 3")]
+    assert sink.take_data() == b""
+    engine.send_message("first")  # a reply to what came before the bad frame
+    engine.receive_data(wire(Opcode.TEXT, b"after"))  # input is over
+    assert sink.take_events() == []
+    engine.flush_failure()
+    frames = sent_frames(sink)
+    assert [f.opcode for f in frames] == [Opcode.TEXT, Opcode.CLOSE]
+    assert Close.parse(frames[1].payload).code == 1002
+    assert engine.state == CLOSED and sink.eof_sent
+    engine.flush_failure()  # idempotent
+    assert sink.take_data() == b""
