@@ -26,8 +26,8 @@ if TYPE_CHECKING:
         InvalidMessage,
         InvalidState,
         InvalidStatus,
-        InvalidURI,
         InvalidUpgrade,
+        InvalidURI,
         NegotiationError,
         PayloadTooBig,
         ProtocolError,
@@ -74,7 +74,36 @@ _EXPORTS = {
     ),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ClientConnection",
+    "CloseCode",
+    "ConcurrencyError",
+    "Connection",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "Headers",
+    "InvalidHandshake",
+    "InvalidHeader",
+    "InvalidMessage",
+    "InvalidState",
+    "InvalidStatus",
+    "InvalidURI",
+    "InvalidUpgrade",
+    "NegotiationError",
+    "Opcode",
+    "PayloadTooBig",
+    "ProtocolError",
+    "Request",
+    "Response",
+    "SecurityError",
+    "Server",
+    "ServerConnection",
+    "State",
+    "WebSocketException",
+    "connect",
+    "serve",
+]
 
 
 def __getattr__(name: str) -> Any:

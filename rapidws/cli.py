@@ -25,9 +25,7 @@ async def echo_handler(ws: ServerConnection) -> None:
 
 
 async def run_echo(host: str, port: int, max_size: int | None) -> None:
-    async with serve(
-        echo_handler, host, port, max_size=max_size, ping_interval=None
-    ) as server:
+    async with serve(echo_handler, host, port, max_size=max_size, ping_interval=None) as server:
         for sock in server.sockets:
             address = sock.getsockname()
             print(f"rapidws echo server on ws://{address[0]}:{address[1]}/", flush=True)

@@ -49,7 +49,7 @@ class ClientConnection(Connection):
             raise InvalidStatus(response)
 
 
-class connect:  # noqa: N801 - a class used like a function, as in websockets
+class connect:
     """Open a WebSocket connection to ``uri`` (``ws://`` or ``wss://``).
 
     Use ``async with connect(uri) as ws:`` or ``ws = await connect(uri)``.
@@ -131,12 +131,10 @@ class connect:  # noqa: N801 - a class used like a function, as in websockets
         if ssl is not None:
             kwargs["ssl"] = ssl
             kwargs["server_hostname"] = self.server_hostname or wsuri.host
-        if "sock" in kwargs:
-            host, port = None, None
-        else:
-            host, port = wsuri.host, wsuri.port
+        if "sock" not in kwargs:
+            kwargs["host"], kwargs["port"] = wsuri.host, wsuri.port
         _, connection = await loop.create_connection(
-            lambda: self.connection_class(handshake, **self.options), host, port, **kwargs
+            lambda: self.connection_class(handshake, **self.options), **kwargs
         )
         try:
             await connection._opened

@@ -14,7 +14,7 @@ import collections
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
 from typing import Any
 
-from ..exceptions import ConcurrencyError, ConnectionClosedOK, InvalidState
+from ..exceptions import ConcurrencyError, ConnectionClosedOK, InvalidState, ProtocolError
 from ..io.transport import BaseConnection, State
 from ..protocol.engine import OP_BINARY, OP_CONT, OP_TEXT, OPEN
 
@@ -45,6 +45,7 @@ class Connection(BaseConnection):
         self._recv_waiter: asyncio.Future[None] | None = None
         self._paused_reading = False
         self._send_lock: asyncio.Lock | None = None  # held while a fragmented send runs
+        self._fail_after_drain = False
 
     # ------------------------------------------------------------- receiving
 
@@ -58,6 +59,20 @@ class Connection(BaseConnection):
             self._paused_reading = True
             assert self.transport is not None
             self.transport.pause_reading()
+
+    def on_fail(self, exc: ProtocolError) -> bool:
+        """Let the application read, and answer, what came before the bad frame.
+
+        The close frame goes out once the messages received before it are
+        read (or after ``close_timeout`` if they are not).
+        """
+        if not self._messages:
+            return super().on_fail(exc)
+        self._failure = exc
+        self._fail_after_drain = True
+        if self.close_timeout is not None:
+            self.loop.call_later(self.close_timeout, self._flush_failure)
+        return True
 
     def _lost_hook(self) -> None:
         waiter = self._recv_waiter
@@ -85,6 +100,9 @@ class Connection(BaseConnection):
                 finally:
                     self._recv_waiter = None
         message = messages.popleft()
+        if self._fail_after_drain and not messages:
+            self._fail_after_drain = False
+            self.loop.call_soon(self._flush_failure)
         if self._paused_reading and len(messages) <= self.max_queue_low:
             self._paused_reading = False
             if self.transport is not None:

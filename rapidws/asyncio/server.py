@@ -97,6 +97,7 @@ class Server:
         self._closing = False
         self._closed: asyncio.Future[None] | None = None
         self._idle: asyncio.Future[None] | None = None
+        self._close_task: asyncio.Task[None] | None = None
 
     def _register(self, connection: ServerConnection) -> None:
         self.connections.add(connection)
@@ -133,7 +134,7 @@ class Server:
         self._closing = True
         loop = asyncio.get_running_loop()
         self._closed = loop.create_future()
-        loop.create_task(self._close(close_connections))
+        self._close_task = loop.create_task(self._close(close_connections))
 
     async def _close(self, close_connections: bool) -> None:
         assert self._closed is not None
@@ -181,7 +182,7 @@ class Server:
         await self.wait_closed()
 
 
-class serve:  # noqa: N801 - a class used like a function, as in websockets
+class serve:
     """Start a WebSocket server on ``host``:``port`` calling ``handler(connection)``.
 
     Use ``async with serve(...) as server:`` or ``server = await serve(...)``.
@@ -190,7 +191,8 @@ class serve:  # noqa: N801 - a class used like a function, as in websockets
     :class:`~rapidws.protocol.http11.Response` to answer with it instead of
     upgrading), ``server_header``, ``compression``, ``open_timeout``,
     ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_size``,
-    ``max_queue``, ``write_limit``; plus ``max_fragment_size`` and ``ssl``.
+    ``max_queue``, ``write_limit``, ``create_connection`` (a
+    :class:`ServerConnection` subclass); plus ``max_fragment_size`` and ``ssl``.
     Other keyword arguments go to :meth:`asyncio.loop.create_server`.
     """
 
@@ -216,6 +218,7 @@ class serve:  # noqa: N801 - a class used like a function, as in websockets
         max_fragment_size: int | None = None,
         ssl: ssl_module.SSLContext | None = None,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+        create_connection: type[ServerConnection] | None = None,
         **kwargs: Any,
     ) -> None:
         if compression is not None:
@@ -242,10 +245,11 @@ class serve:  # noqa: N801 - a class used like a function, as in websockets
             "max_fragment_size": max_fragment_size,
         }
         self.create_server_kwargs = kwargs
+        self.connection_class = create_connection or ServerConnection
         self.server = Server(logger)
 
     def _factory(self) -> ServerConnection:
-        return ServerConnection(
+        return self.connection_class(
             self.server, self.handler, self.handshake, self.process_request, **self.options
         )
 

@@ -181,7 +181,8 @@ class BaseConnection(asyncio.Protocol):
                 handle.cancel()
         if not self._opened.done():
             self._opened.set_exception(
-                self.handshake_exc or InvalidMessage("connection closed during the opening handshake")
+                self.handshake_exc
+                or InvalidMessage("connection closed during the opening handshake")
             )
             self._opened.exception()  # mark retrieved: connect() may not be waiting
         for waiter, _ in self._pings.values():
@@ -214,6 +215,10 @@ class BaseConnection(asyncio.Protocol):
             await waiter
 
     # ---------------------------------------------------------------- engine sink
+
+    def on_message(self, message: str | bytes) -> None:
+        """A whole message arrived; each API decides what to do with it."""
+        raise NotImplementedError
 
     def write(self, data: bytes) -> None:
         transport = self.transport
@@ -268,7 +273,10 @@ class BaseConnection(asyncio.Protocol):
         self.response = response
         if response.status_code != 101:
             self.write(response.serialize())
-            self._handshake_failed(self.handshake_exc or InvalidMessage("rejected"), respond=False)
+            exc = self.handshake_exc
+            if not isinstance(exc, InvalidHandshake):
+                exc = InvalidMessage(f"request rejected with HTTP {response.status_code}")
+            self._handshake_failed(exc, respond=False)
             return
         self._open(response.serialize(), rest)
 
@@ -456,4 +464,3 @@ class BaseConnection(asyncio.Protocol):
             None if sent == -1 else sent,
             None if sent == -1 else engine.close_sent_reason,
         )
-

@@ -49,7 +49,9 @@ class RawClient:
         self.buffer = b""
 
     @classmethod
-    async def open(cls, port: int, request: bytes | None = REQUEST) -> tuple[RawClient, Response | None]:
+    async def open(
+        cls, port: int, request: bytes | None = REQUEST
+    ) -> tuple[RawClient, Response | None]:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         client = cls(reader, writer)
         response = None
@@ -70,7 +72,15 @@ class RawClient:
                 raise EOFError(f"connection closed; got {self.buffer!r}")
             self.buffer += data
 
-    def send_frame(self, opcode: int, payload: bytes = b"", *, fin: bool = True, mask: bool = True, rsv1: bool = False) -> None:
+    def send_frame(
+        self,
+        opcode: int,
+        payload: bytes = b"",
+        *,
+        fin: bool = True,
+        mask: bool = True,
+        rsv1: bool = False,
+    ) -> None:
         self.writer.write(Frame(opcode, payload, fin, rsv1).serialize(mask=mask))
 
     async def read_frame(self) -> Frame | None:

@@ -27,7 +27,10 @@ async def test_echo_text_and_binary() -> None:
 
 async def test_large_message_both_ways() -> None:
     payload = bytes(range(256)) * 4096  # 1 MiB
-    async with running_server(max_size=2**21) as (_, uri), rapidws.connect(uri, max_size=2**21) as ws:
+    async with (
+        running_server(max_size=2**21) as (_, uri),
+        rapidws.connect(uri, max_size=2**21) as ws,
+    ):
         await ws.send(payload)
         assert await ws.recv() == payload
 
@@ -131,13 +134,15 @@ async def test_reading_pauses_when_messages_pile_up() -> None:
         await ws.wait_closed()
 
     PauseWatcher.paused = asyncio.Event()
-    async with running_server(handler) as (_, uri):
-        async with rapidws.connect(uri, max_queue=8, create_connection=PauseWatcher) as ws:
-            await PauseWatcher.paused.wait()
-            assert len(ws._messages) >= 8
-            received = [await ws.recv() for _ in range(40)]
-            assert received == [str(i) for i in range(40)]
-            assert not ws._paused_reading
+    async with (
+        running_server(handler) as (_, uri),
+        rapidws.connect(uri, max_queue=8, create_connection=PauseWatcher) as ws,
+    ):
+        await PauseWatcher.paused.wait()
+        assert len(ws._messages) >= 8
+        received = [await ws.recv() for _ in range(40)]
+        assert received == [str(i) for i in range(40)]
+        assert not ws._paused_reading
 
 
 async def test_send_waits_while_the_write_buffer_is_full() -> None:
@@ -160,3 +165,33 @@ async def test_send_waits_while_the_write_buffer_is_full() -> None:
         ws.transport.abort()  # type: ignore[union-attr]
         for conn in server.connections:
             conn.transport.abort()  # type: ignore[union-attr]
+
+
+async def test_messages_before_a_bad_frame_are_read_and_answered_first() -> None:
+    from rapidws.protocol.frames import Frame, Opcode
+
+    from .helpers import RawClient, port_of
+
+    got: asyncio.Future[str | bytes] = asyncio.get_running_loop().create_future()
+
+    async def handler(ws: rapidws.ServerConnection) -> None:
+        await got  # not reading yet while the bad frame arrives
+        async for message in ws:
+            await ws.send(message)
+
+    async with running_server(handler) as (server, _):
+        raw, _ = await RawClient.open(port_of(server))
+        raw.writer.write(
+            Frame(Opcode.TEXT, b"one").serialize(mask=True)
+            + Frame(Opcode.TEXT, b"two").serialize(mask=True)
+            + Frame(3, b"bad").serialize(mask=True)
+        )
+        await raw.writer.drain()
+        (conn,) = server.connections
+        while conn.engine is None or conn.engine.failure is None:
+            await asyncio.sleep(0)  # let the server read the three frames
+        got.set_result("go")
+        replies = [await raw.read_frame() for _ in range(2)]
+        assert [f.payload for f in replies if f is not None] == [b"one", b"two"]
+        assert (await raw.read_close()).code == 1002
+        raw.close()

@@ -32,22 +32,26 @@ async def test_handler_sees_request_and_subprotocol() -> None:
         seen["remote"] = ws.remote_address
         await ws.send("hi")
 
-    async with running_server(handler, subprotocols=["chat.v2", "chat.v1"]) as (_, uri):
-        async with rapidws.connect(
+    async with (
+        running_server(handler, subprotocols=["chat.v2", "chat.v1"]) as (_, uri),
+        rapidws.connect(
             uri + "/room?id=1",
             subprotocols=["chat.v1", "chat.v2"],
             additional_headers={"X-Test": "yes"},
-        ) as ws:
-            assert await ws.recv() == "hi"
-            assert ws.subprotocol == "chat.v2"  # the server's preference
-            assert ws.response is not None and ws.response.status_code == 101
+        ) as ws,
+    ):
+        assert await ws.recv() == "hi"
+        assert ws.subprotocol == "chat.v2"  # the server's preference
+        assert ws.response is not None and ws.response.status_code == 101
     assert seen["path"] == "/room?id=1"
     assert seen["header"] == "yes"
     assert seen["subprotocol"] == "chat.v2"
     assert seen["remote"][0] == "127.0.0.1"  # type: ignore[index]
 
 
-async def test_handler_exception_closes_1011_and_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+async def test_handler_exception_closes_1011_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     async def handler(ws: rapidws.ServerConnection) -> None:
         async for message in ws:
             if message == "boom":
@@ -104,7 +108,11 @@ async def test_process_request_answers_http() -> None:
 
 BAD_REQUESTS = [
     # (request, status, header that must be in the response)
-    (REQUEST.replace(b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 8"), 426, ("Sec-WebSocket-Version", "13")),
+    (
+        REQUEST.replace(b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 8"),
+        426,
+        ("Sec-WebSocket-Version", "13"),
+    ),
     (REQUEST.replace(b"Upgrade: websocket", b"Upgrade: h2c"), 426, ("Upgrade", "websocket")),
     (REQUEST.replace(b"Connection: Upgrade", b"Connection: keep-alive"), 426, None),
     (REQUEST.replace(b"dGhlIHNhbXBsZSBub25jZQ==", b"c2hvcnQ="), 400, None),
@@ -118,7 +126,9 @@ BAD_REQUESTS = [
 
 
 @pytest.mark.parametrize(("request_bytes", "status", "header"), BAD_REQUESTS)
-async def test_bad_handshake_gets_http_error(request_bytes: bytes, status: int, header: tuple[str, str] | None) -> None:
+async def test_bad_handshake_gets_http_error(
+    request_bytes: bytes, status: int, header: tuple[str, str] | None
+) -> None:
     async with running_server() as (server, uri):
         raw, response = await RawClient.open(port_of(server), request_bytes)
         assert response is not None
@@ -180,8 +190,12 @@ BAD_FRAMES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "frame", "code"), BAD_FRAMES, ids=[case[0] for case in BAD_FRAMES])
-async def test_bad_frame_gets_close_code_and_server_keeps_serving(name: str, frame: dict[str, object], code: int) -> None:
+@pytest.mark.parametrize(
+    ("name", "frame", "code"), BAD_FRAMES, ids=[case[0] for case in BAD_FRAMES]
+)
+async def test_bad_frame_gets_close_code_and_server_keeps_serving(
+    name: str, frame: dict[str, object], code: int
+) -> None:
     closed: asyncio.Future[rapidws.ConnectionClosed] = asyncio.get_running_loop().create_future()
 
     async def handler(ws: rapidws.ServerConnection) -> None:
@@ -228,16 +242,26 @@ async def test_keepalive_closes_1011_without_pong() -> None:
         raw.close()
 
 
-async def test_keepalive_stays_open_with_pongs() -> None:
-    async with running_server(ping_interval=0.02, ping_timeout=0.5) as (_, uri):
-        async with rapidws.connect(uri, ping_interval=None) as ws:
-            conn_latency_seen = 0
-            for _ in range(5):
-                await ws.send("x")
-                assert await ws.recv() == "x"
-                await (await ws.ping())
-                conn_latency_seen += 1
-            assert ws.state == rapidws.State.OPEN
+class PongCounter(rapidws.ServerConnection):
+    pongs: asyncio.Queue[float]
+
+    def on_pong(self, payload: bytes) -> None:
+        super().on_pong(payload)
+        self.pongs.put_nowait(self.latency)
+
+
+async def test_keepalive_pings_measure_latency_and_stay_open() -> None:
+    PongCounter.pongs = asyncio.Queue()
+    options = {"ping_interval": 0.02, "ping_timeout": 5, "create_connection": PongCounter}
+    async with (
+        running_server(**options) as (server, uri),
+        rapidws.connect(uri, ping_interval=None) as ws,
+    ):
+        for _ in range(3):  # three keepalive rounds, each answered in time
+            assert await PongCounter.pongs.get() > 0
+        (conn,) = server.connections
+        assert conn.latency > 0
+        assert conn.state == ws.state == rapidws.State.OPEN
 
 
 async def test_messages_before_a_bad_frame_are_answered_first() -> None:

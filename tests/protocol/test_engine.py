@@ -18,7 +18,9 @@ def make(side: int = SERVER, **kwargs: object) -> tuple[Engine, EventSink]:
     return Engine(side, sink, **kwargs), sink  # type: ignore[arg-type]
 
 
-def wire(opcode: int, payload: bytes = b"", *, fin: bool = True, masked: bool = True, rsv: int = 0) -> bytes:
+def wire(
+    opcode: int, payload: bytes = b"", *, fin: bool = True, masked: bool = True, rsv: int = 0
+) -> bytes:
     """A frame as a client (masked) or a server (unmasked) sends it."""
     frame = Frame(opcode, payload, fin, bool(rsv & 4), bool(rsv & 2), bool(rsv & 1))
     return frame.serialize(mask=masked)
@@ -165,7 +167,7 @@ def test_byte_at_a_time_gives_the_same_events() -> None:
     data = (
         wire(Opcode.TEXT, "κόσμε".encode(), fin=False)
         + wire(Opcode.PING, b"x")
-        + wire(Opcode.CONT, "end".encode())
+        + wire(Opcode.CONT, b"end")
         + wire(Opcode.BINARY, bytes(range(256)) * 300)
     )
     whole, whole_sink = make()
@@ -240,7 +242,12 @@ def test_invalid_utf8_fails_fast_mid_frame() -> None:
 def test_utf8_split_across_fragments_is_valid() -> None:
     engine, sink = make()
     text = "κόσμε€𝄞".encode()
-    engine.receive_data(b"".join(wire(Opcode.TEXT if i == 0 else Opcode.CONT, text[i : i + 1], fin=i == len(text) - 1) for i in range(len(text))))
+    engine.receive_data(
+        b"".join(
+            wire(Opcode.TEXT if i == 0 else Opcode.CONT, text[i : i + 1], fin=i == len(text) - 1)
+            for i in range(len(text))
+        )
+    )
     assert sink.take_events() == [Message("κόσμε€𝄞")]
 
 
@@ -254,7 +261,24 @@ def test_utf8_incomplete_first_fragment_then_rest() -> None:
 
 # --- close handshake ----------------------------------------------------------
 
-VALID_CODES = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999]
+VALID_CODES = [
+    1000,
+    1001,
+    1002,
+    1003,
+    1007,
+    1008,
+    1009,
+    1010,
+    1011,
+    1012,
+    1013,
+    1014,
+    3000,
+    3999,
+    4000,
+    4999,
+]
 INVALID_CODES = [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535]
 
 
@@ -351,7 +375,7 @@ def test_sending_after_close_raises_invalid_state() -> None:
 
 
 def test_eof_without_close_frame() -> None:
-    engine, sink = make()
+    engine, _ = make()
     engine.receive_eof()
     assert engine.state == CLOSED
     assert engine.close_rcvd_code == -1
@@ -468,7 +492,9 @@ class DeferringSink(EventSink):
 def test_sink_may_defer_the_close_frame_of_a_failure() -> None:
     sink = DeferringSink()
     engine = Engine(SERVER, sink)
-    engine.receive_data(wire(Opcode.TEXT, b"first") + wire(3, b"bad") + wire(Opcode.TEXT, b"ignored"))
+    engine.receive_data(
+        wire(Opcode.TEXT, b"first") + wire(3, b"bad") + wire(Opcode.TEXT, b"ignored")
+    )
     assert sink.take_events() == [Message("first"), Failed(1002, "reserved opcode 3")]
     assert sink.take_data() == b""
     engine.send_message("first")  # a reply to what came before the bad frame
