@@ -1,0 +1,85 @@
+"""The command line, run as real subprocesses on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+
+import rapidws
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def start_echo() -> tuple[asyncio.subprocess.Process, int]:
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "rapidws",
+        "echo",
+        "--port",
+        str(port),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 20)
+    assert f"ws://127.0.0.1:{port}/" in line.decode()
+    return proc, port
+
+
+async def test_echo_server_echoes_text_and_binary() -> None:
+    proc, port = await start_echo()
+    try:
+        async with rapidws.connect(f"ws://127.0.0.1:{port}/", max_size=2**25) as ws:
+            await ws.send("text")
+            assert await ws.recv() == "text"
+            await ws.send(b"\x00binary")
+            assert await ws.recv() == b"\x00binary"
+            big = b"x" * 2**24  # Autobahn's 9.* cases go up to 16 MiB
+            await ws.send(big)
+            assert await ws.recv() == big
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+async def test_connect_sends_piped_lines_and_prints_replies() -> None:
+    proc, port = await start_echo()
+    try:
+        client = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "rapidws",
+            "connect",
+            f"ws://127.0.0.1:{port}/",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(client.communicate(b"hello\nworld\n"), 30)
+        assert client.returncode == 0
+        lines = out.decode().splitlines()
+        assert lines[:2] == ["< hello", "< world"]
+        assert lines[-1] == "connection closed: 1000"
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+async def test_connect_reports_refused_connection() -> None:
+    client = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "rapidws",
+        "connect",
+        f"ws://127.0.0.1:{free_port()}/",
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    _, err = await asyncio.wait_for(client.communicate(), 30)
+    assert client.returncode == 1
+    assert err.decode().startswith("rapidws:")
