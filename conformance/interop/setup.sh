@@ -16,10 +16,14 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 fi
 
 # npm ci when node_modules is missing or does not match the lock file.
-if [ -f node_modules/.package-lock.json ] \
-    && cmp -s <(sed -n '/"packages"/,$p' package-lock.json | grep -v '"": {' ) \
-              <(sed -n '/"packages"/,$p' node_modules/.package-lock.json | grep -v '"": {' ) \
-    && npm ls --depth=0 >/dev/null 2>&1; then
+if node -e '
+    const fs = require("fs");
+    const want = JSON.parse(fs.readFileSync("package-lock.json", "utf8")).packages;
+    const have = JSON.parse(fs.readFileSync("node_modules/.package-lock.json", "utf8")).packages;
+    for (const [k, v] of Object.entries(want)) {
+        if (k && (!have[k] || have[k].version !== v.version || have[k].integrity !== v.integrity)) process.exit(1);
+    }
+' 2>/dev/null; then
     echo "setup.sh: node_modules up to date"
 else
     PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null

@@ -13,6 +13,7 @@ from ..exceptions import InvalidRedirect, InvalidStatus, SecurityError
 from ..http.uri import WebSocketURI, parse_uri
 from ..protocol.engine import CLIENT
 from ..protocol.extensions.base import ClientExtensionFactory
+from ..protocol.extensions.permessage_deflate import enable_client_permessage_deflate
 from ..protocol.handshake import Accepted, ClientHandshake, HeadersLike, Redirect
 from ..protocol.http11 import Response
 from .connection import Connection
@@ -71,7 +72,7 @@ class connect:
         additional_headers: HeadersLike | None = None,
         user_agent_header: str | None = "rapidws",
         origin: str | None = None,
-        compression: str | None = None,
+        compression: str | None = "deflate",
         extensions: Sequence[ClientExtensionFactory] | None = None,
         open_timeout: float | None = 10,
         ping_interval: float | None = 20,
@@ -87,7 +88,9 @@ class connect:
         create_connection: type[ClientConnection] | None = None,
         **kwargs: Any,
     ) -> None:
-        if compression is not None:
+        if compression == "deflate":
+            extensions = enable_client_permessage_deflate(extensions)
+        elif compression is not None:
             raise ValueError(f"unsupported compression: {compression}")
         self.uri = uri
         self.handshake_options: dict[str, Any] = {

@@ -130,11 +130,14 @@ class Connection(BaseConnection):
     async def send(
         self,
         message: DataLike | Iterable[DataLike] | AsyncIterable[DataLike],
+        compress: bool = True,
     ) -> None:
         """Send a message: ``str`` as text, bytes-like as binary.
 
         An iterable or async iterable of them sends one fragmented message,
         a frame per item.  Wait while the write buffer is over ``write_limit``.
+        ``compress=False`` sends this message uncompressed even when
+        permessage-deflate is on.
         """
         engine = self.engine
         if engine is None:
@@ -146,19 +149,19 @@ class Connection(BaseConnection):
         if isinstance(message, (str, bytes, bytearray, memoryview)):
             if engine.state != OPEN:
                 raise self._closed_error()
-            engine.send_message(message)
+            engine.send_message(message, not compress)
         elif isinstance(message, dict):
             raise TypeError("data is a dict-like object")
         elif isinstance(message, AsyncIterable):
-            await self._send_fragments(message.__aiter__(), True)
+            await self._send_fragments(message.__aiter__(), True, not compress)
         elif isinstance(message, Iterable):
-            await self._send_fragments(iter(message), False)
+            await self._send_fragments(iter(message), False, not compress)
         else:
             raise TypeError("data must be str, bytes-like or an iterable of them")
         if self._paused_writing:
             await self._drain()
 
-    async def _send_fragments(self, fragments: Any, is_async: bool) -> None:
+    async def _send_fragments(self, fragments: Any, is_async: bool, raw: bool) -> None:
         if self._send_lock is None:
             self._send_lock = asyncio.Lock()
         async with self._send_lock:
@@ -184,22 +187,22 @@ class Connection(BaseConnection):
                 elif this_kind is not kind:
                     raise TypeError("all fragments must be of the same type")
                 if previous is not None:
-                    self._send_fragment(opcode, previous, False)
+                    self._send_fragment(opcode, previous, False, raw)
                     opcode = OP_CONT
                     if self._paused_writing:
                         await self._drain()
                 previous = fragment
             if previous is None:
                 return  # an empty iterable sends nothing
-            self._send_fragment(opcode, previous, True)
+            self._send_fragment(opcode, previous, True, raw)
 
-    def _send_fragment(self, opcode: int, fragment: DataLike, fin: bool) -> None:
+    def _send_fragment(self, opcode: int, fragment: DataLike, fin: bool, raw: bool) -> None:
         engine = self.engine
         assert engine is not None
         if engine.state != OPEN:
             raise self._closed_error()
         payload = fragment.encode("utf-8") if isinstance(fragment, str) else fragment
-        engine.send_data(opcode, payload, fin)
+        engine.send_data(opcode, payload, fin, raw)
 
     async def ping(self, data: str | bytes | None = None) -> Awaitable[float]:
         """Send a ping; return an awaitable that gives the round-trip time in seconds.

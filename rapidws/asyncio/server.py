@@ -13,6 +13,7 @@ from ..exceptions import InvalidHandshake, InvalidMessage
 from ..io.transport import logger as default_logger
 from ..protocol.engine import OPEN, SERVER
 from ..protocol.extensions.base import ServerExtensionFactory
+from ..protocol.extensions.permessage_deflate import enable_server_permessage_deflate
 from ..protocol.handshake import Accept, ServerHandshake
 from ..protocol.http11 import Request, Response
 from .connection import Connection
@@ -206,7 +207,7 @@ class serve:
         select_subprotocol: Callable[[list[str]], str | None] | None = None,
         process_request: ProcessRequest | None = None,
         server_header: str | None = "rapidws",
-        compression: str | None = None,
+        compression: str | None = "deflate",
         extensions: Sequence[ServerExtensionFactory] | None = None,
         open_timeout: float | None = 10,
         ping_interval: float | None = 20,
@@ -221,7 +222,9 @@ class serve:
         create_connection: type[ServerConnection] | None = None,
         **kwargs: Any,
     ) -> None:
-        if compression is not None:
+        if compression == "deflate":
+            extensions = enable_server_permessage_deflate(extensions)
+        elif compression is not None:
             raise ValueError(f"unsupported compression: {compression}")
         self.handler = handler
         self.host = host

@@ -143,6 +143,7 @@ class Engine:
         "_msg_size",
         "_opcode",
         "_out_opcode",
+        "_out_raw",
         "_parts",
         "_pending",
         "_rsv",
@@ -196,6 +197,7 @@ class Engine:
         self._decoder = _Utf8Decoder()
         # Sending.
         self._out_opcode = 0  # opcode of an outgoing fragmented message
+        self._out_raw = False  # that message bypasses extensions
         # Close handshake.
         self.close_rcvd_code = -1
         self.close_rcvd_reason = ""
@@ -462,8 +464,11 @@ class Engine:
 
     # ----------------------------------------------------------------- output
 
-    def send_message(self, data: str | bytes | bytearray | memoryview) -> None:
-        """Send a whole text (``str``) or binary message."""
+    def send_message(self, data: str | bytes | bytearray | memoryview, raw: bool = False) -> None:
+        """Send a whole text (``str``) or binary message.
+
+        ``raw=True`` sends it as is, bypassing extensions (no compression).
+        """
         if isinstance(data, str):
             opcode = OP_TEXT
             payload = data.encode("utf-8")
@@ -476,17 +481,24 @@ class Engine:
             last = len(payload) - limit
             start = 0
             while start < last:
-                self.send_data(opcode, view[start : start + limit], False)
+                self.send_data(opcode, view[start : start + limit], False, raw)
                 opcode = OP_CONT
                 start += limit
-            self.send_data(OP_CONT, view[start:], True)
+            self.send_data(OP_CONT, view[start:], True, raw)
             return
-        self.send_data(opcode, payload, True)
+        self.send_data(opcode, payload, True, raw)
 
     def send_data(
-        self, opcode: int, payload: bytes | bytearray | memoryview, fin: bool = True
+        self,
+        opcode: int,
+        payload: bytes | bytearray | memoryview,
+        fin: bool = True,
+        raw: bool = False,
     ) -> None:
-        """Send one data frame: TEXT or BINARY starts a message, CONT continues it."""
+        """Send one data frame: TEXT or BINARY starts a message, CONT continues it.
+
+        ``raw`` on the first frame sends the whole message bypassing extensions.
+        """
         if self.state != OPEN:
             raise InvalidState("connection is closing or closed")
         if opcode == OP_CONT:
@@ -497,12 +509,15 @@ class Engine:
                 raise InvalidState("a fragmented message is in progress")
         else:
             raise ValueError(f"not a data opcode: {opcode}")
+        if opcode == OP_CONT:
+            raw = self._out_raw
         if fin:
             self._out_opcode = 0
         elif opcode != OP_CONT:
             self._out_opcode = opcode
+            self._out_raw = raw
         rsv = 0
-        if self._extensions:
+        if self._extensions and not raw:
             data = bytes(payload)
             for ext in self._extensions:
                 data, bits = ext.encode(opcode, data, fin)

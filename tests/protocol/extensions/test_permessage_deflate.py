@@ -1,0 +1,380 @@
+"""permessage-deflate: negotiation tables, the data path and decompression bombs."""
+
+from __future__ import annotations
+
+import tracemalloc
+import zlib
+
+import pytest
+
+from rapidws.exceptions import NegotiationError
+from rapidws.protocol.engine import CLIENT, CLOSED, SERVER, Engine
+from rapidws.protocol.events import EventSink, Failed, Message
+from rapidws.protocol.extensions.base import ExtensionParameter
+from rapidws.protocol.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    PerMessageDeflate,
+    ServerPerMessageDeflateFactory,
+)
+from rapidws.protocol.frames import Close, Frame, Opcode
+from rapidws.protocol.handshake import Accepted, ClientHandshake, ServerHandshake
+from rapidws.protocol.headers import parse_extension
+
+P = list[ExtensionParameter]
+
+
+def params(header: str) -> P:
+    """Parameters of a one-extension header value, e.g. ``"x; a=1"``."""
+    ((_, result),) = parse_extension("permessage-deflate" + (f"; {header}" if header else ""))
+    return result
+
+
+# --- server negotiation --------------------------------------------------------
+
+SERVER_CASES = [
+    # (factory options, client offer, response, (remote nct, local nct, remote bits, local bits))
+    ({}, "", "", (False, False, 15, 12)),
+    ({}, "client_max_window_bits", "", (False, False, 15, 12)),
+    ({}, "server_no_context_takeover", "server_no_context_takeover", (False, True, 15, 12)),
+    ({}, "client_no_context_takeover", "client_no_context_takeover", (True, False, 15, 12)),
+    ({}, "server_max_window_bits=10", "server_max_window_bits=10", (False, False, 15, 10)),
+    ({}, "server_max_window_bits=8", "server_max_window_bits=8", (False, False, 15, 8)),
+    ({}, "client_max_window_bits=9", "client_max_window_bits=9", (False, False, 9, 12)),
+    (
+        {"client_max_window_bits": 10},
+        "client_max_window_bits",
+        "client_max_window_bits=10",
+        (False, False, 10, 12),
+    ),
+    (
+        {"client_max_window_bits": 10},
+        "client_max_window_bits=12",
+        "client_max_window_bits=10",
+        (False, False, 10, 12),
+    ),
+    ({"client_max_window_bits": 10}, "", "", (False, False, 15, 12)),
+    (
+        {"server_no_context_takeover": True, "client_no_context_takeover": True},
+        "",
+        "server_no_context_takeover; client_no_context_takeover",
+        (True, True, 15, 12),
+    ),
+    ({"server_max_window_bits": 11}, "", "server_max_window_bits=11", (False, False, 15, 11)),
+    (
+        {"server_max_window_bits": 11},
+        "server_max_window_bits=9",
+        "server_max_window_bits=9",
+        (False, False, 15, 9),
+    ),
+    ({"window_bits": 15}, "", "", (False, False, 15, 15)),
+]
+
+
+@pytest.mark.parametrize(("options", "offer", "response", "expected"), SERVER_CASES)
+def test_server_accepts(
+    options: dict[str, object], offer: str, response: str, expected: tuple[bool, bool, int, int]
+) -> None:
+    factory = ServerPerMessageDeflateFactory(**options)  # type: ignore[arg-type]
+    response_params, ext = factory.process_request_params(params(offer), [])
+    assert response_params == params(response)
+    assert isinstance(ext, PerMessageDeflate)
+    assert (
+        ext.remote_no_context_takeover,
+        ext.local_no_context_takeover,
+        ext.remote_max_window_bits,
+        ext.local_max_window_bits,
+    ) == expected
+
+
+@pytest.mark.parametrize(
+    "offer",
+    [
+        "server_max_window_bits",  # needs a value
+        "server_max_window_bits=7",
+        "server_max_window_bits=16",
+        "server_max_window_bits=010",
+        "server_max_window_bits=abc",
+        "client_max_window_bits=0",
+        "server_no_context_takeover=1",
+        "client_no_context_takeover; client_no_context_takeover",
+        "unknown_parameter",
+    ],
+)
+def test_server_declines_malformed_offers(offer: str) -> None:
+    with pytest.raises(NegotiationError):
+        ServerPerMessageDeflateFactory().process_request_params(params(offer), [])
+
+
+def test_server_picks_the_first_acceptable_offer() -> None:
+    handshake = ServerHandshake(extensions=[ServerPerMessageDeflateFactory()])
+    client = ClientHandshake(host="h", path="/")
+    request = client.request
+    request.headers["Sec-WebSocket-Extensions"] = (
+        "permessage-deflate; server_max_window_bits=99, "
+        "permessage-deflate; client_no_context_takeover, "
+        "permessage-deflate"
+    )
+    result = handshake.accept(request)
+    assert result.response.status_code == 101
+    assert result.response.headers["Sec-WebSocket-Extensions"] == (
+        "permessage-deflate; client_no_context_takeover"
+    )
+
+
+# --- client negotiation --------------------------------------------------------
+
+CLIENT_CASES = [
+    # (factory options, request params, server response, (remote nct, local nct, remote, local))
+    ({}, "client_max_window_bits", "", (False, False, 15, 12)),
+    ({}, "client_max_window_bits", "client_max_window_bits=9", (False, False, 15, 9)),
+    ({}, "client_max_window_bits", "server_max_window_bits=10", (False, False, 10, 12)),
+    ({}, "client_max_window_bits", "server_no_context_takeover", (True, False, 15, 12)),
+    ({}, "client_max_window_bits", "client_no_context_takeover", (False, True, 15, 12)),
+    (
+        {"server_no_context_takeover": True, "client_no_context_takeover": True},
+        "server_no_context_takeover; client_no_context_takeover; client_max_window_bits",
+        "server_no_context_takeover",
+        (True, True, 15, 12),
+    ),
+    (
+        {"server_max_window_bits": 10, "client_max_window_bits": 8},
+        "server_max_window_bits=10; client_max_window_bits=8",
+        "server_max_window_bits=9; client_max_window_bits=8",
+        (False, False, 9, 8),
+    ),
+]
+
+
+@pytest.mark.parametrize(("options", "request_params", "response", "expected"), CLIENT_CASES)
+def test_client_accepts(
+    options: dict[str, object],
+    request_params: str,
+    response: str,
+    expected: tuple[bool, bool, int, int],
+) -> None:
+    factory = ClientPerMessageDeflateFactory(**options)  # type: ignore[arg-type]
+    assert factory.get_request_params() == params(request_params)
+    ext = factory.process_response_params(params(response), [])
+    assert isinstance(ext, PerMessageDeflate)
+    assert (
+        ext.remote_no_context_takeover,
+        ext.local_no_context_takeover,
+        ext.remote_max_window_bits,
+        ext.local_max_window_bits,
+    ) == expected
+
+
+@pytest.mark.parametrize(
+    ("options", "response"),
+    [
+        ({"server_no_context_takeover": True}, ""),  # requested, not granted
+        ({"server_max_window_bits": 10}, ""),
+        ({"server_max_window_bits": 10}, "server_max_window_bits=11"),
+        ({"client_max_window_bits": None}, "client_max_window_bits=10"),  # not offered
+        ({"client_max_window_bits": 10}, "client_max_window_bits=11"),
+        ({}, "client_max_window_bits"),  # needs a value in a response
+        ({}, "server_max_window_bits=20"),
+        ({}, "mystery=1"),
+    ],
+)
+def test_client_fails_on_unacceptable_responses(options: dict[str, object], response: str) -> None:
+    factory = ClientPerMessageDeflateFactory(**options)  # type: ignore[arg-type]
+    with pytest.raises(NegotiationError):
+        factory.process_response_params(params(response), [])
+
+
+def test_full_handshake_negotiates_deflate() -> None:
+    client = ClientHandshake(host="h", path="/", extensions=[ClientPerMessageDeflateFactory()])
+    server = ServerHandshake(extensions=[ServerPerMessageDeflateFactory()])
+    accept = server.accept(client.request)
+    result = client.check(accept.response)
+    assert isinstance(result, Accepted)
+    assert [ext.name for ext in result.extensions] == ["permessage-deflate"]
+
+
+# --- data path -----------------------------------------------------------------
+
+
+def pair(
+    server_options: dict[str, object] | None = None,
+    client_options: dict[str, object] | None = None,
+    max_size: int | None = 2**20,
+) -> tuple[Engine, EventSink, Engine, EventSink]:
+    client_factory = ClientPerMessageDeflateFactory(**(client_options or {}))  # type: ignore[arg-type]
+    server_factory = ServerPerMessageDeflateFactory(**(server_options or {}))  # type: ignore[arg-type]
+    response, server_ext = server_factory.process_request_params(
+        client_factory.get_request_params(), []
+    )
+    client_ext = client_factory.process_response_params(response, [])
+    server_sink, client_sink = EventSink(), EventSink()
+    server = Engine(SERVER, server_sink, extensions=[server_ext], max_size=max_size)
+    client = Engine(CLIENT, client_sink, extensions=[client_ext], max_size=max_size)
+    return server, server_sink, client, client_sink
+
+
+def frames_of(data: bytes) -> list[tuple[Frame, bool]]:
+    result = []
+    while data:
+        parsed = Frame.parse(data)
+        assert parsed is not None
+        frame, masked, consumed = parsed
+        result.append((frame, masked))
+        data = data[consumed:]
+    return result
+
+
+JSON = b'{"type": "update", "id": 12345, "values": [1, 2, 3, 4, 5], "ok": true}' * 20
+
+
+def test_compressed_message_round_trip_sets_rsv1_and_shrinks() -> None:
+    server, server_sink, client, client_sink = pair()
+    client.send_message(JSON.decode())
+    wire = client_sink.take_data()
+    ((frame, _),) = frames_of(wire)
+    assert frame.rsv1 and len(frame.payload) < len(JSON) // 5
+    assert not frame.payload.endswith(b"\x00\x00\xff\xff")  # the tail is removed
+    server.receive_data(wire)
+    assert server_sink.take_events() == [Message(JSON.decode())]
+
+
+def test_small_messages_go_uncompressed() -> None:
+    server, server_sink, client, client_sink = pair()
+    client.send_message(b"tiny")
+    wire = client_sink.take_data()
+    ((frame, _),) = frames_of(wire)
+    assert not frame.rsv1 and frame.payload == b"tiny"
+    server.receive_data(wire)
+    assert server_sink.take_events() == [Message(b"tiny")]
+
+
+def test_per_message_opt_out() -> None:
+    server, server_sink, client, client_sink = pair()
+    client.send_message(JSON, raw=True)
+    wire = client_sink.take_data()
+    ((frame, _),) = frames_of(wire)
+    assert not frame.rsv1 and frame.payload == JSON
+    server.receive_data(wire)
+    assert server_sink.take_events() == [Message(JSON)]
+
+
+def test_fragmented_compressed_messages_both_ways() -> None:
+    server, server_sink, client, client_sink = pair()
+    client.send_data(Opcode.TEXT, JSON[:500], False)
+    client.send_data(Opcode.CONT, JSON[500:1000], False)
+    client.send_data(Opcode.CONT, JSON[1000:], True)
+    wire = client_sink.take_data()
+    frames = [frame for frame, _ in frames_of(wire)]
+    assert [f.rsv1 for f in frames] == [True, False, False]  # RSV1 on the first frame only
+    server.receive_data(wire)
+    assert server_sink.take_events() == [Message(JSON.decode())]
+    server.send_message(JSON)  # and back, split by max_fragment_size
+    server.max_fragment_size = 300
+    server.send_message(JSON)
+    client.receive_data(server_sink.take_data())
+    assert client_sink.take_events() == [Message(JSON), Message(JSON)]
+
+
+def test_control_frames_are_never_compressed() -> None:
+    server, server_sink, client, client_sink = pair()
+    client.send_ping(b"x" * 100)
+    client.send_close(1000, "y" * 100)
+    for frame, _ in frames_of(client_sink.take_data()):
+        assert not frame.rsv1
+        assert frame.payload.endswith(b"x" * 100) or frame.payload.endswith(b"y" * 100)
+
+
+@pytest.mark.parametrize("takeover", [True, False])
+def test_context_takeover(takeover: bool) -> None:
+    options = {} if takeover else {"server_no_context_takeover": True}
+    server, server_sink, client, client_sink = pair(server_options=options)
+    sizes = []
+    for _ in range(3):
+        server.send_message(JSON)
+        wire = server_sink.take_data()
+        sizes.append(len(wire))
+        client.receive_data(wire)
+    assert client_sink.take_events() == [Message(JSON)] * 3
+    if takeover:
+        assert sizes[1] < sizes[0] // 2  # the second message refers to the first
+    else:
+        assert sizes[0] == sizes[1] == sizes[2]
+
+
+@pytest.mark.parametrize("bits", [8, 9, 15])
+def test_every_window_size_round_trips(bits: int) -> None:
+    server, server_sink, client, client_sink = pair(
+        server_options={"server_max_window_bits": bits, "client_max_window_bits": bits},
+        client_options={"server_max_window_bits": bits, "client_max_window_bits": bits},
+    )
+    payload = bytes(range(256)) * 64 + JSON
+    for _ in range(2):
+        server.send_message(payload)
+        client.receive_data(server_sink.take_data())
+        client.send_message(payload)
+        server.receive_data(client_sink.take_data())
+    assert client_sink.take_events() == [Message(payload)] * 2
+    assert server_sink.take_events() == [Message(payload)] * 2
+
+
+def test_rsv1_on_continuation_fails_1002() -> None:
+    server, server_sink, _, _ = pair()
+    data = Frame(Opcode.TEXT, b"a", fin=False).serialize(mask=True)
+    data += Frame(Opcode.CONT, b"b", rsv1=True).serialize(mask=True)
+    server.receive_data(data)
+    assert server_sink.take_events() == [Failed(1002, "RSV1 set on a continuation frame")]
+
+
+def test_corrupt_compressed_data_fails_1007() -> None:
+    server, server_sink, _, _ = pair()
+    server.receive_data(Frame(Opcode.BINARY, b"\xff\xff\xff\xff", rsv1=True).serialize(mask=True))
+    events = server_sink.take_events()
+    assert isinstance(events[0], Failed) and events[0].code == 1007
+
+
+def test_decompression_bomb_is_stopped_with_1009_and_bounded_memory() -> None:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = compressor.compress(b"\x00" * 10_000_000) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    bomb = bomb[:-4]
+    assert len(bomb) < 20_000  # 10 MB of zeros in a few KB
+    server, server_sink, _, _ = pair(max_size=2**20)
+    frame = Frame(Opcode.BINARY, bomb, rsv1=True).serialize(mask=True)
+    tracemalloc.start()
+    try:
+        server.receive_data(frame)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    events = server_sink.take_events()
+    assert isinstance(events[0], Failed) and events[0].code == 1009
+    assert server.state == CLOSED
+    closes = [f for f, _ in frames_of(server_sink.take_data()) if f.opcode == Opcode.CLOSE]
+    assert Close.parse(closes[0].payload).code == 1009
+    assert peak < 3 * 2**20  # about max_size, never the 10 MB
+
+
+def test_bomb_split_across_fragments_is_stopped() -> None:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = compressor.compress(b"\x00" * 3_000_000) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    server, server_sink, _, _ = pair(max_size=2**20)
+    third = len(bomb) // 3
+    server.receive_data(
+        Frame(Opcode.BINARY, bomb[:third], fin=False, rsv1=True).serialize(mask=True)
+        + Frame(Opcode.CONT, bomb[third : 2 * third], fin=False).serialize(mask=True)
+        + Frame(Opcode.CONT, bomb[2 * third :]).serialize(mask=True)
+    )
+    events = server_sink.take_events()
+    assert isinstance(events[0], Failed) and events[0].code == 1009
+
+
+def test_message_of_exactly_max_size_inflates() -> None:
+    server, server_sink, client, client_sink = pair(max_size=100_000)
+    client.send_message(b"\x01" * 100_000)
+    server.receive_data(client_sink.take_data())
+    assert server_sink.take_events() == [Message(b"\x01" * 100_000)]
+
+
+def test_compressor_is_created_lazily() -> None:
+    server, _, _, _ = pair()
+    (ext,) = server._extensions
+    assert isinstance(ext, PerMessageDeflate)
+    assert ext._encoder is None and ext._decoder is None
