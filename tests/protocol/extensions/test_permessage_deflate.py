@@ -275,7 +275,7 @@ def test_fragmented_compressed_messages_both_ways() -> None:
 
 
 def test_control_frames_are_never_compressed() -> None:
-    server, server_sink, client, client_sink = pair()
+    _, _, client, client_sink = pair()
     client.send_ping(b"x" * 100)
     client.send_close(1000, "y" * 100)
     for frame, _ in frames_of(client_sink.take_data()):
