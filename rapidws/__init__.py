@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from . import _accel  # noqa: F401  (first: it picks the build of the hot modules)
+
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:

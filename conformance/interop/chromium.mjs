@@ -6,7 +6,9 @@
 //                         [--timeout SECONDS]
 //
 // Launches the given Chromium through playwright-core (never a browser download),
-// opens about:blank and there runs `new WebSocket(URL)`: checks that
+// opens a tiny page served from 127.0.0.1 (a page on about:blank may not reach
+// loopback addresses: Chromium's Local Network Access checks) and there runs
+// `new WebSocket(URL)`: checks that
 // `ws.extensions` names permessage-deflate, then sends text and binary
 // (ArrayBuffer) messages of 0, 1, 125, 126, 65536, 1 MiB and 16 MiB bytes with
 // deterministic contents (payloads.mjs), the same message twice in a row (context
@@ -18,6 +20,7 @@
 // "steps": [{"name", "binary", "size", "ms"}], "close": {"code", "reason",
 // "wasClean"}} and exits 0 only on success.
 
+import http from 'node:http';
 import { chromium } from 'playwright-core';
 import * as payloads from './payloads.mjs';
 
@@ -211,6 +214,7 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const result = { ok: false, error: null, url: opts.url, browser: null, extensions: null };
   let browser = null;
+  let pageServer = null;
   let exitCode = 1;
   const deadline = setTimeout(() => {
     result.error = `timed out after ${opts.timeout} s`;
@@ -226,7 +230,20 @@ async function main() {
     result.browser = browser.version();
     const page = await browser.newPage();
     page.setDefaultTimeout(30000);
-    await page.goto('about:blank');
+    page.on('console', (m) => console.error(`chromium.mjs: console.${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => console.error(`chromium.mjs: page error: ${e.message}`));
+    page.on('websocket', (w) => {
+      w.on('socketerror', (e) => console.error(`chromium.mjs: WebSocket error: ${e}`));
+    });
+    pageServer = http.createServer((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+      res.end('<!doctype html><meta charset="utf-8"><title>rapidws interop</title>');
+    });
+    await new Promise((resolve, reject) => {
+      pageServer.once('error', reject);
+      pageServer.listen(0, '127.0.0.1', resolve);
+    });
+    await page.goto(`http://127.0.0.1:${pageServer.address().port}/`);
     const helpers = [
       payloads.randomBytes,
       payloads.textBytes,
@@ -254,6 +271,7 @@ async function main() {
     if (browser) {
       await Promise.race([browser.close(), new Promise((r) => setTimeout(r, 10000))]);
     }
+    pageServer?.close();
     clearTimeout(deadline);
   }
   process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(exitCode));

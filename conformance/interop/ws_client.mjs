@@ -92,9 +92,9 @@ const buf = (u8) => Buffer.from(u8.buffer, u8.byteOffset, u8.length);
 const utf8 = (s) => new TextEncoder().encode(s);
 
 // A message: [fragments] with binary true/false; the expected echo is their
-// concatenation, of the same type.
-function message(name, binary, fragments, { request = null } = {}) {
-  return { name, binary, fragments, request };
+// concatenation, of the same type, or `reply` (of type `replyBinary`).
+function message(name, binary, fragments, { reply = null, replyBinary = binary } = {}) {
+  return { name, binary, fragments, reply, replyBinary };
 }
 
 function steps() {
@@ -129,10 +129,11 @@ function steps() {
   if (opts.serverFragments) {
     list.push(
       message('server-fragmented-text', false, [utf8('__fragmented_text__')], {
-        request: concat(fragmentedText()),
+        reply: concat(fragmentedText()),
       }),
-      message('server-fragmented-binary', true, [utf8('__fragmented_binary__')], {
-        request: concat(fragmentedBinary()),
+      message('server-fragmented-binary', false, [utf8('__fragmented_binary__')], {
+        reply: concat(fragmentedBinary()),
+        replyBinary: true,
       }),
     );
   }
@@ -203,7 +204,7 @@ async function run() {
 
   const socket = ws._socket;
   for (const step of steps()) {
-    const expected = step.request ?? concat(step.fragments);
+    const expected = step.reply ?? concat(step.fragments);
     const size = step.fragments.reduce((n, f) => n + f.length, 0);
     const t0 = performance.now();
     const written = socket.bytesWritten;
@@ -217,7 +218,7 @@ async function run() {
     const rx = socket.bytesRead - read;
     const ms = Math.round(performance.now() - t0);
     result.steps.push({ name: step.name, binary: step.binary, size, ms, tx, rx });
-    if (echo.isBinary !== step.binary) {
+    if (echo.isBinary !== step.replyBinary) {
       throw new Error(`${step.name}: got a ${echo.isBinary ? 'binary' : 'text'} message back`);
     }
     const diff = firstDifference(echo.data, expected);

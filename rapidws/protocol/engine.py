@@ -300,7 +300,7 @@ class Engine:
                     raise ProtocolError("continuation frame without a message to continue")
             elif self._msg_opcode != 0:
                 raise ProtocolError("data frame inside a fragmented message")
-            if self.max_size >= 0 and self._msg_size + length > self.max_size:
+            if self.max_size >= 0 and length > self.max_size - self._msg_size:
                 raise PayloadTooBig(
                     f"message over {self.max_size} bytes"
                     if self._msg_size
