@@ -103,6 +103,25 @@ def system_busy_seconds() -> float:
     return (user + nice + system + irq + softirq) / _CLK_TCK
 
 
+def wait_for_quiet(
+    max_wait: float, threshold: float = 0.1, sample: float = 2.0
+) -> tuple[bool, float]:
+    """Wait until the machine is busy for under ``threshold`` cores over ``sample`` s.
+
+    Give up after ``max_wait`` seconds.  Return (quiet, last load in cores).
+    """
+    deadline = time.monotonic() + max_wait
+    while True:
+        busy = system_busy_seconds()
+        own = time.process_time()
+        time.sleep(sample)
+        load = (system_busy_seconds() - busy - (time.process_time() - own)) / sample
+        if load < threshold:
+            return True, load
+        if time.monotonic() + sample > deadline:
+            return False, load
+
+
 class ServerProcess:
     """A server script in a subprocess, pinned to one core.
 

@@ -1,7 +1,8 @@
 """permessage-deflate benchmark: rapidws's server against websockets' and picows'.
 
     python benchmarks/compression.py [--rounds 5] [--duration 2.0] [--connections 1000]
-                                     [--quick] [--uvloop] [--libs rapidws,websockets]
+        [--quick] [--uvloop] [--libs rapidws,websockets] [--same-message]
+        [--wait-quiet SECONDS] [--profile] [--no-json]
 
 Each server (``benchmarks/echo_servers.py``, each library with its own default
 permessage-deflate settings) runs in a fresh subprocess pinned to core 0; the
@@ -11,13 +12,21 @@ negotiates permessage-deflate).  Measured, in interleaved rounds:
 
 1. echo round trips per second over one connection, 4 KiB JSON text;
 2. the same with 1 MiB of log-like text;
-3. server RSS per connection with 1000 idle connections, right after the
-   handshake and after each connection echoed one 4 KiB JSON message.
+3. server RSS per connection with ``--connections`` idle connections, right
+   after the handshake and after each connection echoed one 4 KiB message.
+
+The messages are deterministic (seeded) and distinct: 64 different 4 KiB
+JSON documents and 2 different 1 MiB logs, sent in turn (``--same-message``
+repeats one, which lets a 32 KiB deflate window shrink every copy to a
+back-reference).
 
 For 1 and 2 the server's CPU time (utime + stime from /proc) per message and
-the client's CPU utilisation over the same window are reported too: a client
-near 100 % of its core would make the rates meaningless.  Tables go to
-stdout, progress to stderr, everything to ``benchmarks/results/compression.json``.
+the client's CPU utilisation over the same window are reported too (a client
+near 100 % of its core would make the rates meaningless), as is the CPU that
+other processes used meanwhile (the run is flagged if they used more than a
+tenth of a core).  Tables go to stdout, progress to stderr, everything to
+``benchmarks/results/compression.json``.  ``--profile`` runs the servers
+under cProfile instead and prints their hotspots.
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ from _harness import (
     raise_nofile_limit,
     run_loop,
     system_busy_seconds,
+    wait_for_quiet,
     write_json,
 )
 
@@ -540,6 +550,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run the servers under cProfile (1 round, no memory row, no JSON); "
         "print their hotspots and keep the stats in benchmarks/results/",
     )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first wait up to SECONDS for other processes to leave the CPUs idle",
+    )
     parser.add_argument("--no-json", action="store_true", help="don't write results/*.json")
     args = parser.parse_args(argv)
     if args.quick:
@@ -640,6 +657,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.connections + 64 > nofile:
         raise SystemExit(f"--connections {args.connections} needs more open files than {nofile}")
 
+    if args.wait_quiet > 0:
+        quiet, load = wait_for_quiet(args.wait_quiet, OTHER_LOAD)
+        progress(f"{'quiet' if quiet else 'still busy'}: other processes use {load:.2f} cores")
     small = make_messages(make_json_message, SMALL_VARIANTS, args.same_message)
     large = make_messages(make_text_message, LARGE_VARIANTS, args.same_message)
     sizes = {
