@@ -1,5 +1,20 @@
 # Types for the compiled build of engine.py (Cython pure-Python mode).
 
+cimport cython
+
+cdef bint _COMPILED
+
+@cython.locals(
+    n=Py_ssize_t,
+    i=Py_ssize_t,
+    source=bytes,
+    src="const unsigned char *",
+    result=bytearray,
+    out="unsigned char *",
+    key="const unsigned char *",
+)
+cdef bytes _mask(object data, bytes mask)
+
 cdef object _PACK_H, _PACK_Q, _UNPACK_H, _UNPACK_Q, _Utf8Decoder, _MASKS
 
 cdef class _MaskSource:
