@@ -181,7 +181,29 @@ def _check_bits_option(name: str, value: int | None) -> None:
         raise ValueError(f"{name} must be between 8 and 15")
 
 
-class ClientPerMessageDeflateFactory(ClientExtensionFactory):
+class _Settings:
+    """What both factories store: negotiation wishes and our codec's settings."""
+
+    def __init__(
+        self,
+        server_no_context_takeover: bool,
+        client_no_context_takeover: bool,
+        server_max_window_bits: int | None,
+        level: int,
+        mem_level: int,
+        window_bits: int,
+        min_size: int,
+    ) -> None:
+        _check_bits_option("server_max_window_bits", server_max_window_bits)
+        _check_bits_option("window_bits", window_bits)
+        self.server_no_context_takeover = server_no_context_takeover
+        self.client_no_context_takeover = client_no_context_takeover
+        self.server_max_window_bits = server_max_window_bits
+        self.window_bits = window_bits
+        self.codec_options = {"level": level, "mem_level": mem_level, "min_size": min_size}
+
+
+class ClientPerMessageDeflateFactory(_Settings, ClientExtensionFactory):
     """Offers permessage-deflate from a client.
 
     ``server_no_context_takeover`` and ``server_max_window_bits`` ask the
@@ -207,16 +229,19 @@ class ClientPerMessageDeflateFactory(ClientExtensionFactory):
         window_bits: int = DEFAULT_WINDOW_BITS,
         min_size: int = DEFAULT_MIN_SIZE,
     ) -> None:
-        _check_bits_option("server_max_window_bits", server_max_window_bits)
         if not isinstance(client_max_window_bits, bool):
             _check_bits_option("client_max_window_bits", client_max_window_bits)
-        _check_bits_option("window_bits", window_bits)
-        self.server_no_context_takeover = server_no_context_takeover
-        self.client_no_context_takeover = client_no_context_takeover
-        self.server_max_window_bits = server_max_window_bits
         self.client_max_window_bits = client_max_window_bits
-        self.codec_options = {"level": level, "mem_level": mem_level, "min_size": min_size}
-        self.window_bits = window_bits
+        _Settings.__init__(
+            self,
+            server_no_context_takeover,
+            client_no_context_takeover,
+            server_max_window_bits,
+            level,
+            mem_level,
+            window_bits,
+            min_size,
+        )
 
     def get_request_params(self) -> list[ExtensionParameter]:
         params: list[ExtensionParameter] = []
@@ -270,7 +295,7 @@ class ClientPerMessageDeflateFactory(ClientExtensionFactory):
         )
 
 
-class ServerPerMessageDeflateFactory(ServerExtensionFactory):
+class ServerPerMessageDeflateFactory(_Settings, ServerExtensionFactory):
     """Accepts permessage-deflate offers on a server.
 
     ``server_no_context_takeover`` and ``server_max_window_bits`` limit our
@@ -294,15 +319,18 @@ class ServerPerMessageDeflateFactory(ServerExtensionFactory):
         window_bits: int = DEFAULT_WINDOW_BITS,
         min_size: int = DEFAULT_MIN_SIZE,
     ) -> None:
-        _check_bits_option("server_max_window_bits", server_max_window_bits)
         _check_bits_option("client_max_window_bits", client_max_window_bits)
-        _check_bits_option("window_bits", window_bits)
-        self.server_no_context_takeover = server_no_context_takeover
-        self.client_no_context_takeover = client_no_context_takeover
-        self.server_max_window_bits = server_max_window_bits
         self.client_max_window_bits = client_max_window_bits
-        self.codec_options = {"level": level, "mem_level": mem_level, "min_size": min_size}
-        self.window_bits = window_bits
+        _Settings.__init__(
+            self,
+            server_no_context_takeover,
+            client_no_context_takeover,
+            server_max_window_bits,
+            level,
+            mem_level,
+            window_bits,
+            min_size,
+        )
 
     def process_request_params(
         self, params: Sequence[ExtensionParameter], accepted: Sequence[Extension]
