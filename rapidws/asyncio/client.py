@@ -9,13 +9,12 @@ from collections.abc import Generator, Sequence
 from types import TracebackType
 from typing import Any
 
-from ..exceptions import InvalidRedirect, InvalidStatus, SecurityError
+from ..exceptions import InvalidRedirect, SecurityError
 from ..http.uri import WebSocketURI, parse_uri
 from ..protocol.engine import CLIENT
 from ..protocol.extensions.base import ClientExtensionFactory
 from ..protocol.extensions.permessage_deflate import enable_client_permessage_deflate
-from ..protocol.handshake import Accepted, ClientHandshake, HeadersLike, Redirect
-from ..protocol.http11 import Response
+from ..protocol.handshake import ClientHandshake, HeadersLike, Redirect
 from .connection import Connection
 
 __all__ = ["ClientConnection", "connect"]
@@ -35,19 +34,6 @@ class ClientConnection(Connection):
         super().__init__(**kwargs)
         self.handshake = handshake
         self.request = handshake.request
-
-    def send_request(self) -> None:
-        self.write(self.handshake.request.serialize())
-
-    def process_response(self, response: Response) -> None:
-        result = self.handshake.check(response)
-        if isinstance(result, Accepted):
-            self.subprotocol = result.subprotocol
-            self.extensions = result.extensions
-        elif isinstance(result, Redirect):
-            raise InvalidRedirect(response)
-        else:
-            raise InvalidStatus(response)
 
 
 class connect:

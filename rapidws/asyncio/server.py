@@ -9,12 +9,12 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
-from ..exceptions import InvalidHandshake, InvalidMessage
+from ..exceptions import InvalidMessage
 from ..io.transport import logger as default_logger
 from ..protocol.engine import OPEN, SERVER
 from ..protocol.extensions.base import ServerExtensionFactory
 from ..protocol.extensions.permessage_deflate import enable_server_permessage_deflate
-from ..protocol.handshake import Accept, ServerHandshake
+from ..protocol.handshake import ServerHandshake
 from ..protocol.http11 import Request, Response
 from .connection import Connection
 
@@ -57,16 +57,7 @@ class ServerConnection(Connection):
                     f"request rejected with HTTP {response.status_code}"
                 )
                 return response
-        result = self.handshake.accept(request)
-        if isinstance(result, Accept):
-            self.subprotocol = result.subprotocol
-            self.extensions = result.extensions
-        else:
-            self.handshake_exc = result.exception
-        return result.response
-
-    def error_response(self, exc: InvalidHandshake) -> Response | None:
-        return self.handshake.fail(exc).response
+        return super().process_request(request)
 
     def _opened_hook(self) -> None:
         self._handler_task = self.loop.create_task(self._run_handler())

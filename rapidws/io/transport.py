@@ -19,11 +19,14 @@ from ..exceptions import (
     ConnectionClosed,
     InvalidHandshake,
     InvalidMessage,
+    InvalidRedirect,
+    InvalidStatus,
     ProtocolError,
     closed_exception,
 )
 from ..protocol.engine import CLIENT, CLOSED, OPEN, SERVER, Engine
 from ..protocol.extensions.base import Extension
+from ..protocol.handshake import Accept, Accepted, ClientHandshake, Redirect, ServerHandshake
 from ..protocol.http11 import Request, RequestParser, Response, ResponseParser
 
 __all__ = ["BaseConnection", "State"]
@@ -43,13 +46,15 @@ class State:
 class BaseConnection(asyncio.Protocol):
     """An asyncio protocol that runs one WebSocket connection.
 
-    Subclasses implement the sink callbacks ``on_message``, ``on_ping``,
-    ``on_pong``, ``on_close``, ``on_fail`` and may override
-    :meth:`handshake_request` (server) and the ``_opened_hook`` /
-    ``_lost_hook`` notifications.
+    Subclasses set :attr:`handshake` and :attr:`side`, implement the sink
+    callback ``on_message`` and may extend the others (``on_ping``,
+    ``on_pong``, ``on_close``, ``on_fail``), :meth:`process_request` and the
+    ``_opened_hook`` / ``_lost_hook`` notifications.
     """
 
     side: int = SERVER
+    #: The opening handshake: a ServerHandshake or a ClientHandshake.
+    handshake: ServerHandshake | ClientHandshake | None = None
 
     def __init__(
         self,
@@ -240,18 +245,36 @@ class BaseConnection(asyncio.Protocol):
 
     def send_request(self) -> None:
         """Client only: write the opening handshake request."""
-        raise NotImplementedError
+        assert isinstance(self.handshake, ClientHandshake)
+        self.write(self.handshake.request.serialize())
 
     def process_request(self, request: Request) -> Response | None:
         """Server only: accept the request and return the 101 response (or a rejection)."""
-        raise NotImplementedError
+        assert isinstance(self.handshake, ServerHandshake)
+        result = self.handshake.accept(request)
+        if isinstance(result, Accept):
+            self.subprotocol = result.subprotocol
+            self.extensions = result.extensions
+        else:
+            self.handshake_exc = result.exception
+        return result.response
 
     def process_response(self, response: Response) -> None:
         """Client only: check the response; raise InvalidHandshake to fail."""
-        raise NotImplementedError
+        assert isinstance(self.handshake, ClientHandshake)
+        result = self.handshake.check(response)
+        if isinstance(result, Accepted):
+            self.subprotocol = result.subprotocol
+            self.extensions = result.extensions
+        elif isinstance(result, Redirect):
+            raise InvalidRedirect(response)
+        else:
+            raise InvalidStatus(response)
 
     def error_response(self, exc: InvalidHandshake) -> Response | None:
         """Server only: the HTTP response answering a failed handshake."""
+        if isinstance(self.handshake, ServerHandshake):
+            return self.handshake.fail(exc).response
         return None
 
     def _server_handshake_data(self) -> None:
