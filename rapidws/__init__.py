@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         SecurityError,
         WebSocketException,
     )
+    from .listener import Listener, ListenerConnection, connect_listener, serve_listener
     from .protocol.frames import CloseCode, Opcode
     from .protocol.headers import Headers
     from .protocol.http11 import Request, Response
@@ -52,6 +53,10 @@ _EXPORTS = {
     "Opcode": ".protocol.frames",
     "Headers": ".protocol.headers",
     "Request": ".protocol.http11",
+    "Listener": ".listener",
+    "ListenerConnection": ".listener",
+    "serve_listener": ".listener",
+    "connect_listener": ".listener",
     "Response": ".protocol.http11",
     **dict.fromkeys(
         [
@@ -92,6 +97,8 @@ __all__ = [
     "InvalidStatus",
     "InvalidURI",
     "InvalidUpgrade",
+    "Listener",
+    "ListenerConnection",
     "NegotiationError",
     "Opcode",
     "PayloadTooBig",
@@ -104,7 +111,9 @@ __all__ = [
     "State",
     "WebSocketException",
     "connect",
+    "connect_listener",
     "serve",
+    "serve_listener",
 ]
 
 

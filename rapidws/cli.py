@@ -14,6 +14,8 @@ from .asyncio.client import connect
 from .asyncio.connection import Connection
 from .asyncio.server import ServerConnection, serve
 from .exceptions import ConnectionClosed
+from .listener import Listener, ListenerConnection, serve_listener
+from .protocol.http11 import Request
 
 __all__ = ["main"]
 
@@ -24,8 +26,26 @@ async def echo_handler(ws: ServerConnection) -> None:
         await ws.send(message)
 
 
-async def run_echo(host: str, port: int, max_size: int | None) -> None:
-    async with serve(echo_handler, host, port, max_size=max_size, ping_interval=None) as server:
+class EchoListener(Listener):
+    """The echo for the callback API."""
+
+    def on_message(self, conn: ListenerConnection, opcode: int, data: str | bytes) -> None:
+        conn.send(data)
+
+
+def _echo_listener(request: Request) -> Listener:
+    return EchoListener()
+
+
+async def run_echo(host: str, port: int, max_size: int | None, api: str = "async") -> None:
+    server_context: serve
+    if api == "callback":
+        server_context = serve_listener(
+            _echo_listener, host, port, max_size=max_size, ping_interval=None
+        )
+    else:
+        server_context = serve(echo_handler, host, port, max_size=max_size, ping_interval=None)
+    async with server_context as server:
         for sock in server.sockets:
             address = sock.getsockname()
             print(f"rapidws echo server on ws://{address[0]}:{address[1]}/", flush=True)
@@ -75,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=2**25,
         help="largest message accepted, in bytes (default 32 MiB; 0: no limit)",
     )
+    echo.add_argument(
+        "--api",
+        choices=["async", "callback"],
+        default="async",
+        help="serve through the async message API or the callback API",
+    )
+    echo.add_argument("--uvloop", action="store_true", help="run on uvloop")
     echo.add_argument("--log-level", default="WARNING")
     client = commands.add_parser("connect", help="an interactive client")
     client.add_argument("uri")
@@ -85,7 +112,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "echo":
         logging.basicConfig(level=args.log_level.upper())
-        asyncio.run(run_echo(args.host, args.port, args.max_size or None))
+        main_coroutine = run_echo(args.host, args.port, args.max_size or None, args.api)
+        if args.uvloop:
+            try:
+                import uvloop
+            except ImportError:
+                main_coroutine.close()
+                print("rapidws: --uvloop needs uvloop: pip install uvloop", file=sys.stderr)
+                return 2
+            uvloop.run(main_coroutine)
+        else:
+            asyncio.run(main_coroutine)
         return 0
     try:
         return asyncio.run(run_connect(args.uri))

@@ -6,6 +6,8 @@ import asyncio
 import socket
 import sys
 
+import pytest
+
 import rapidws
 
 
@@ -15,7 +17,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def start_echo() -> tuple[asyncio.subprocess.Process, int]:
+async def start_echo(*options: str) -> tuple[asyncio.subprocess.Process, int]:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -24,6 +26,7 @@ async def start_echo() -> tuple[asyncio.subprocess.Process, int]:
         "echo",
         "--port",
         str(port),
+        *options,
         stdout=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None
@@ -32,8 +35,13 @@ async def start_echo() -> tuple[asyncio.subprocess.Process, int]:
     return proc, port
 
 
-async def test_echo_server_echoes_text_and_binary() -> None:
-    proc, port = await start_echo()
+@pytest.mark.parametrize(
+    "options", [(), ("--api", "callback"), ("--uvloop",), ("--api", "callback", "--uvloop")]
+)
+async def test_echo_server_echoes_text_and_binary(options: tuple[str, ...]) -> None:
+    if "--uvloop" in options:
+        pytest.importorskip("uvloop")
+    proc, port = await start_echo(*options)
     try:
         async with rapidws.connect(f"ws://127.0.0.1:{port}/", max_size=2**25) as ws:
             await ws.send("text")

@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any
 
 from ..exceptions import InvalidMessage
+from ..io.transport import BaseConnection
 from ..io.transport import logger as default_logger
 from ..protocol.engine import OPEN, SERVER
 from ..protocol.extensions.base import ServerExtensionFactory
@@ -85,16 +86,16 @@ class Server:
     def __init__(self, logger: logging.Logger | logging.LoggerAdapter[Any] | None = None) -> None:
         self.logger = logger or default_logger
         self.server: asyncio.Server | None = None
-        self.connections: set[ServerConnection] = set()
+        self.connections: set[BaseConnection] = set()
         self._closing = False
         self._closed: asyncio.Future[None] | None = None
         self._idle: asyncio.Future[None] | None = None
         self._close_task: asyncio.Task[None] | None = None
 
-    def _register(self, connection: ServerConnection) -> None:
+    def _register(self, connection: BaseConnection) -> None:
         self.connections.add(connection)
 
-    def _unregister(self, connection: ServerConnection) -> None:
+    def _unregister(self, connection: BaseConnection) -> None:
         self.connections.discard(connection)
         if not self.connections and self._idle is not None and not self._idle.done():
             self._idle.set_result(None)
@@ -135,13 +136,13 @@ class Server:
                 self.server.close()
             if close_connections:
                 await asyncio.gather(
-                    *(conn.close(1001, "server shutting down") for conn in list(self.connections)),
+                    *(conn._close(1001, "server shutting down") for conn in list(self.connections)),
                     return_exceptions=True,
                 )
             tasks = [
-                conn._handler_task
+                task
                 for conn in list(self.connections)
-                if conn._handler_task is not None
+                if (task := getattr(conn, "_handler_task", None)) is not None
             ]
             if self.connections:
                 self._idle = asyncio.get_running_loop().create_future()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any
+from typing import Any, cast
 
 from ..exceptions import (
     ConnectionClosed,
@@ -144,7 +144,8 @@ class BaseConnection(asyncio.Protocol):
     # --------------------------------------------------------- asyncio hooks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports don't subclass asyncio.Transport: no isinstance check.
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         transport.set_write_buffer_limits(self.write_high, self.write_low)
         if self.open_timeout is not None:

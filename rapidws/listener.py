@@ -1,0 +1,232 @@
+"""The callback API: a :class:`Listener` per connection, no awaiting on the data path.
+
+For the last microsecond, compare picows' listener: the engine calls
+``on_message(conn, opcode, data)`` as each message completes, and
+``conn.send(...)`` writes at once.  Framing, limits, the close handshake and
+keepalive are the same engine and transport layer as the async API.
+
+Oasis-style events are all here: ``on_open``, ``on_message``, ``on_error``
+(an exception raised by a callback, or the peer's protocol error) and
+``on_close`` (once the TCP connection is gone, with the close code).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from .asyncio.client import connect
+from .asyncio.server import Server, serve
+from .exceptions import InvalidMessage, ProtocolError
+from .io.transport import BaseConnection
+from .protocol.engine import CLIENT, OP_BINARY, OP_TEXT, OPEN, SERVER
+from .protocol.handshake import ClientHandshake, ServerHandshake
+from .protocol.http11 import Request, Response
+
+__all__ = [
+    "Listener",
+    "ListenerConnection",
+    "connect_listener",
+    "serve_listener",
+]
+
+logger = logging.getLogger("rapidws")
+
+
+class Listener:
+    """Callbacks for one connection; override the ones you need."""
+
+    def on_open(self, conn: ListenerConnection) -> None:
+        """The opening handshake succeeded."""
+
+    def on_message(self, conn: ListenerConnection, opcode: int, data: str | bytes) -> None:
+        """A whole message: ``opcode`` 1 with ``str`` data, or 2 with ``bytes``."""
+
+    def on_ping(self, conn: ListenerConnection, payload: bytes) -> None:
+        """A ping arrived (it is already answered)."""
+
+    def on_pong(self, conn: ListenerConnection, payload: bytes) -> None:
+        """A pong arrived."""
+
+    def on_error(self, conn: ListenerConnection, exc: BaseException) -> None:
+        """A callback raised, or the peer broke the protocol."""
+
+    def on_close(self, conn: ListenerConnection, code: int, reason: str) -> None:
+        """The connection is closed; ``code`` is the peer's (1006 if none came)."""
+
+
+class ListenerConnection(BaseConnection):
+    """A connection driven by a :class:`Listener`."""
+
+    def __init__(
+        self,
+        listener: Listener | None,
+        handshake: ServerHandshake | ClientHandshake,
+        max_queue: Any = None,  # no message queue here: messages go to on_message
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.listener = listener or Listener()
+        self.handshake = handshake
+        self.side = CLIENT if isinstance(handshake, ClientHandshake) else SERVER
+        if isinstance(handshake, ClientHandshake):
+            self.request = handshake.request
+
+    # -- sending (synchronous: writes go to the transport at once) -------------
+
+    def send(self, data: str | bytes | bytearray | memoryview, compress: bool = True) -> None:
+        """Send a message: ``str`` as text, bytes-like as binary."""
+        engine = self.engine
+        if engine is None or engine.state != OPEN:
+            raise self._closed_error()
+        engine.send_message(data, not compress)
+
+    def send_frame(
+        self, opcode: int, payload: bytes | bytearray | memoryview, fin: bool = True
+    ) -> None:
+        """Send one data frame (``TEXT``/``BINARY`` start a message, ``CONT`` continues)."""
+        engine = self.engine
+        if engine is None or engine.state != OPEN:
+            raise self._closed_error()
+        engine.send_data(opcode, payload, fin)
+
+    def ping(self, data: bytes | None = None) -> asyncio.Future[float]:
+        """Send a ping; the future gives the round-trip time in seconds."""
+        return self._send_ping(data)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake; ``on_close`` follows when TCP closes."""
+        engine = self.engine
+        if engine is not None and engine.state == OPEN:
+            engine.send_close(code, reason)
+            self._start_close_timer()
+        elif engine is None and self.transport is not None:
+            self.transport.close()
+
+    @property
+    def write_paused(self) -> bool:
+        """Whether the write buffer is over its high-water mark."""
+        return self._paused_writing
+
+    async def drain(self) -> None:
+        """Wait until the write buffer drops below its low-water mark."""
+        await self._drain()
+
+    async def wait_closed(self) -> None:
+        """Wait until the TCP connection is closed."""
+        await asyncio.shield(self._lost)
+
+    # -- engine sink -> listener ------------------------------------------------
+
+    def _opened_hook(self) -> None:
+        self._call(self.listener.on_open, self)
+
+    def on_message(self, message: str | bytes) -> None:
+        try:
+            self.listener.on_message(self, OP_TEXT if type(message) is str else OP_BINARY, message)
+        except Exception as exc:
+            self._callback_failed(exc)
+
+    def on_ping(self, payload: bytes) -> None:
+        self._call(self.listener.on_ping, self, payload)
+
+    def on_pong(self, payload: bytes) -> None:
+        super().on_pong(payload)
+        self._call(self.listener.on_pong, self, payload)
+
+    def on_fail(self, exc: ProtocolError) -> bool:
+        deferred = super().on_fail(exc)
+        self._call(self.listener.on_error, self, exc)
+        return deferred
+
+    def _lost_hook(self) -> None:
+        if self.engine is not None:  # the connection was open
+            code = self.close_code
+            reason = self.close_reason or ""
+            self._call(self.listener.on_close, self, 1006 if code is None else code, reason)
+
+    def _call(self, callback: Callable[..., None], *args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception as exc:
+            self._callback_failed(exc)
+
+    def _callback_failed(self, exc: Exception) -> None:
+        """A listener callback raised: log it, tell on_error, close with 1011."""
+        logger.error("listener callback failed", exc_info=exc)
+        try:
+            self.listener.on_error(self, exc)
+        except Exception:
+            logger.error("listener on_error failed", exc_info=True)
+        if self.engine is not None and self.engine.state == OPEN:
+            self.engine.send_close(1011, "internal error")
+            self._start_close_timer()
+
+
+ListenerFactory = Callable[[Request], "Listener | Response | None"]
+
+
+class _ServerListenerConnection(ListenerConnection):
+    def __init__(self, server: Server, factory: ListenerFactory, **kwargs: Any) -> None:
+        super().__init__(None, **kwargs)
+        self.server = server
+        self.factory = factory
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.server._register(self)
+
+    def process_request(self, request: Request) -> Response | None:
+        chosen = self.factory(request)
+        if isinstance(chosen, Listener):
+            self.listener = chosen
+            return super().process_request(request)
+        assert isinstance(self.handshake, ServerHandshake)
+        response = chosen or self.handshake.reject(404, "Not Found")
+        self.handshake_exc = InvalidMessage(f"request answered with HTTP {response.status_code}")
+        return response
+
+    def _lost_hook(self) -> None:
+        super()._lost_hook()
+        self.server._unregister(self)
+
+
+class serve_listener(serve):
+    """Serve the callback API: ``factory(request)`` returns a :class:`Listener`
+    for each connection, or a :class:`~rapidws.protocol.http11.Response` to
+    answer with (``None``: 404).  Options are those of :func:`~rapidws.serve`.
+    """
+
+    def __init__(
+        self,
+        factory: ListenerFactory,
+        host: str | None = None,
+        port: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(_no_handler, host, port, **kwargs)
+        self.listener_factory = factory
+
+    def _factory(self) -> Any:
+        return _ServerListenerConnection(
+            self.server, self.listener_factory, handshake=self.handshake, **self.options
+        )
+
+
+async def _no_handler(ws: Any) -> None:
+    raise RuntimeError("serve_listener connections have no handler")
+
+
+async def connect_listener(
+    factory: Callable[[], Listener], uri: str, **kwargs: Any
+) -> tuple[ListenerConnection, Listener]:
+    """Open a client connection driven by ``factory()``; options as :func:`~rapidws.connect`."""
+    listener = factory()
+
+    def make(handshake: ClientHandshake, **options: Any) -> ListenerConnection:
+        return ListenerConnection(listener, handshake, **options)
+
+    conn = await connect(uri, create_connection=make, **kwargs)  # type: ignore[arg-type]
+    return conn, listener  # type: ignore[return-value]
