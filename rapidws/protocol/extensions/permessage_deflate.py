@@ -299,9 +299,11 @@ class ServerPerMessageDeflateFactory(_Settings, ServerExtensionFactory):
     """Accepts permessage-deflate offers on a server.
 
     ``server_no_context_takeover`` and ``server_max_window_bits`` limit our
-    compressor and are announced in the response;
-    ``client_no_context_takeover`` and ``client_max_window_bits`` require
-    the client to limit its compressor (when it offered to).  Offers that
+    compressor and are announced in the response (a ``window_bits`` under 15
+    is announced too); ``client_no_context_takeover`` and
+    ``client_max_window_bits`` require the client to limit its compressor
+    when it offered to (by default to 12 bits, which keeps our decompressor's
+    window at 4 KiB; ``None`` accepts the client's choice).  Offers that
     can't be accepted are declined, and the client's next offer is tried.
     """
 
@@ -312,7 +314,7 @@ class ServerPerMessageDeflateFactory(_Settings, ServerExtensionFactory):
         server_no_context_takeover: bool = False,
         client_no_context_takeover: bool = False,
         server_max_window_bits: int | None = None,
-        client_max_window_bits: int | None = None,
+        client_max_window_bits: int | None = DEFAULT_WINDOW_BITS,
         *,
         level: int = DEFAULT_LEVEL,
         mem_level: int = DEFAULT_MEM_LEVEL,
@@ -348,6 +350,8 @@ class ServerPerMessageDeflateFactory(_Settings, ServerExtensionFactory):
             response.append(("client_no_context_takeover", None))
 
         server_bits = self.server_max_window_bits
+        if server_bits is None and self.window_bits < 15:
+            server_bits = self.window_bits  # tell the client it may inflate with less
         if offer.server_max_window_bits is not None:
             server_bits = min(offer.server_max_window_bits, server_bits or 15)
         if server_bits is not None:

@@ -33,30 +33,60 @@ def params(header: str) -> P:
 
 SERVER_CASES = [
     # (factory options, client offer, response, (remote nct, local nct, remote bits, local bits))
-    ({}, "", "", (False, False, 15, 12)),
-    ({}, "client_max_window_bits", "", (False, False, 15, 12)),
-    ({}, "server_no_context_takeover", "server_no_context_takeover", (False, True, 15, 12)),
-    ({}, "client_no_context_takeover", "client_no_context_takeover", (True, False, 15, 12)),
+    # Defaults: we compress with 12 bits and say so; a client that offers
+    # client_max_window_bits is asked to use 12 too.
+    ({}, "", "server_max_window_bits=12", (False, False, 15, 12)),
+    (
+        {},
+        "client_max_window_bits",
+        "server_max_window_bits=12; client_max_window_bits=12",
+        (False, False, 12, 12),
+    ),
+    (
+        {},
+        "server_no_context_takeover",
+        "server_no_context_takeover; server_max_window_bits=12",
+        (False, True, 15, 12),
+    ),
+    (
+        {},
+        "client_no_context_takeover",
+        "client_no_context_takeover; server_max_window_bits=12",
+        (True, False, 15, 12),
+    ),
     ({}, "server_max_window_bits=10", "server_max_window_bits=10", (False, False, 15, 10)),
     ({}, "server_max_window_bits=8", "server_max_window_bits=8", (False, False, 15, 8)),
-    ({}, "client_max_window_bits=9", "client_max_window_bits=9", (False, False, 9, 12)),
     (
-        {"client_max_window_bits": 10},
+        {},
+        "client_max_window_bits=9",
+        "server_max_window_bits=12; client_max_window_bits=9",
+        (False, False, 9, 12),
+    ),
+    # The client's own choice, on request.
+    (
+        {"client_max_window_bits": None},
+        "client_max_window_bits",
+        "server_max_window_bits=12",
+        (False, False, 15, 12),
+    ),
+    (
+        {"client_max_window_bits": 10, "window_bits": 15},
         "client_max_window_bits",
         "client_max_window_bits=10",
-        (False, False, 10, 12),
+        (False, False, 10, 15),
     ),
     (
-        {"client_max_window_bits": 10},
+        {"client_max_window_bits": 10, "window_bits": 15},
         "client_max_window_bits=12",
         "client_max_window_bits=10",
-        (False, False, 10, 12),
+        (False, False, 10, 15),
     ),
-    ({"client_max_window_bits": 10}, "", "", (False, False, 15, 12)),
+    # A client that doesn't offer client_max_window_bits can't be limited.
+    ({"client_max_window_bits": 10, "window_bits": 15}, "", "", (False, False, 15, 15)),
     (
         {"server_no_context_takeover": True, "client_no_context_takeover": True},
         "",
-        "server_no_context_takeover; client_no_context_takeover",
+        "server_no_context_takeover; client_no_context_takeover; server_max_window_bits=12",
         (True, True, 15, 12),
     ),
     ({"server_max_window_bits": 11}, "", "server_max_window_bits=11", (False, False, 15, 11)),
@@ -117,7 +147,7 @@ def test_server_picks_the_first_acceptable_offer() -> None:
     result = handshake.accept(request)
     assert result.response.status_code == 101
     assert result.response.headers["Sec-WebSocket-Extensions"] == (
-        "permessage-deflate; client_no_context_takeover"
+        "permessage-deflate; client_no_context_takeover; server_max_window_bits=12"
     )
 
 
