@@ -5,6 +5,8 @@
 - :func:`pin_current_process`, :func:`raise_nofile_limit`;
 - :func:`process_cpu_seconds` (utime + stime from ``/proc/PID/stat``) and
   :func:`process_rss_kib` (VmRSS from ``/proc/PID/status``);
+- :func:`system_busy_seconds`, :func:`system_steal_seconds` and
+  :func:`wait_for_quiet`, to tell whether something else used the CPUs;
 - :func:`run_loop`: run a coroutine on a fresh asyncio or uvloop loop;
 - :func:`interleaved` rounds, :class:`Summary` (median, min, max) and
   :func:`markdown_table`.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -64,6 +67,15 @@ def pin_current_process(core: int) -> None:
     os.sched_setaffinity(0, {core})
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM raise SystemExit: ``with ServerProcess(...)`` blocks then stop their servers."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def raise_nofile_limit() -> int:
     """Raise the soft limit on open files to the hard limit; return it."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -90,17 +102,26 @@ def process_rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+def _system_cpu_fields() -> list[int]:
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    assert fields[0] == "cpu"
+    return [int(x) for x in fields[1:9]]
+
+
 def system_busy_seconds() -> float:
     """CPU time all cores spent busy since boot (user, nice, system, irq, softirq), in seconds.
 
     Over a window, this minus the benchmark's own processes' CPU time is the
     load that something else put on the machine.
     """
-    with open("/proc/stat") as f:
-        fields = f.readline().split()
-    assert fields[0] == "cpu"
-    user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[1:8])
+    user, nice, system, _idle, _iowait, irq, softirq, _steal = _system_cpu_fields()
     return (user + nice + system + irq + softirq) / _CLK_TCK
+
+
+def system_steal_seconds() -> float:
+    """CPU time the hypervisor gave to others while this VM wanted it, since boot."""
+    return _system_cpu_fields()[7] / _CLK_TCK
 
 
 def wait_for_quiet(
@@ -306,6 +327,41 @@ def environment(packages: Sequence[str]) -> dict[str, Any]:
         "git": git_revision(),
         "packages": {name: package_version(name) for name in packages},
     }
+
+
+def tree_digest(root: str, suffixes: Sequence[str] = (".py", ".pxd", ".pyx", ".so")) -> str:
+    """A digest of the source (and compiled) files under ``root``.
+
+    Compare it before and after a run to catch code that changed meanwhile:
+    every server process imports the working tree afresh.
+    """
+    digest = hashlib.sha256()
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith(tuple(suffixes)):
+                path = os.path.join(directory, name)
+                digest.update(os.path.relpath(path, root).encode() + b"\0")
+                with open(path, "rb") as f:
+                    digest.update(hashlib.sha256(f.read()).digest())
+    return digest.hexdigest()[:16]
+
+
+def stale_extensions(root: str) -> list[str]:
+    """Compiled modules under ``root`` older than the ``.py``/``.pxd`` they were built from."""
+    stale = []
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if d != "__pycache__"]
+        for name in files:
+            if not name.endswith(".so"):
+                continue
+            module = name.split(".", 1)[0]
+            built = os.path.getmtime(os.path.join(directory, name))
+            for suffix in (".py", ".pxd", ".pyx"):
+                source = os.path.join(directory, module + suffix)
+                if os.path.exists(source) and os.path.getmtime(source) > built:
+                    stale.append(os.path.relpath(source, root))
+    return sorted(stale)
 
 
 def write_json(name: str, data: Any) -> str:
