@@ -2,18 +2,45 @@
 
 cimport cython
 
-cdef bint _COMPILED
-
 @cython.locals(
-    n=Py_ssize_t,
     i=Py_ssize_t,
-    source=bytes,
+    words=Py_ssize_t,
+    result=bytes,
     src="const unsigned char *",
-    result=bytearray,
     out="unsigned char *",
     key="const unsigned char *",
+    word="unsigned long long",
+    src64="const unsigned long long *",
+    out64="unsigned long long *",
 )
-cdef bytes _mask(object data, bytes mask)
+cdef bytes _mask(bytes data, Py_ssize_t start, Py_ssize_t n, bytes mask, Py_ssize_t offset)
+
+@cython.locals(
+    i=Py_ssize_t,
+    words=Py_ssize_t,
+    src="const unsigned char *",
+    out="unsigned char *",
+    key="const unsigned char *",
+    word="unsigned long long",
+    src64="const unsigned long long *",
+    out64="unsigned long long *",
+)
+cdef void _mask_into(
+    bytes dest, Py_ssize_t pos, bytes data, Py_ssize_t start, Py_ssize_t n, bytes mask,
+    Py_ssize_t offset,
+)
+
+cdef bytes _UTF8_LOW, _UTF8_HIGH, _UTF8_NEXT, _ZERO_MASK
+
+@cython.locals(
+    i=Py_ssize_t,
+    b="unsigned char",
+    src="const unsigned char *",
+    low="const unsigned char *",
+    high="const unsigned char *",
+    nxt="const unsigned char *",
+)
+cdef int _utf8_check(bytes data, Py_ssize_t start, Py_ssize_t n, int state)
 
 cdef object _PACK_H, _PACK_Q, _UNPACK_H, _UNPACK_Q, _Utf8Decoder, _MASKS
 
@@ -56,7 +83,13 @@ cdef class Engine:
     cdef public object failure
 
     cdef Py_ssize_t _parse_header(self, bytes data, Py_ssize_t pos, Py_ssize_t end) except -2
-    cdef _payload_chunk(self, bytes chunk)
+    cdef public object _frame_buf
+    cdef public Py_ssize_t _frame_pos
+    cdef public int _utf8_state
+
+    cdef _payload_chunk(self, bytes data, Py_ssize_t start, Py_ssize_t n)
+    @cython.locals(pos=Py_ssize_t, buf=bytes)
+    cdef _gather(self, bytes data, Py_ssize_t start, Py_ssize_t n, bint frame_done)
     cdef _data_chunk(self, bytes chunk, bint frame_done)
     cdef _decode_text(self, bytes chunk, bint final)
     cdef _finish_message(self, object message)

@@ -18,7 +18,15 @@ from __future__ import annotations
 import codecs
 import os
 import struct
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .. import _cython_shim as cython
+else:
+    try:
+        import cython
+    except ImportError:  # the pure-Python build runs without Cython installed
+        from .. import _cython_shim as cython
 
 from ..exceptions import InvalidState, PayloadTooBig, ProtocolError
 from .extensions.base import Extension
@@ -63,28 +71,112 @@ _WRITE_APART = 16384
 
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
 
-#: True in the Cython build, whose ``__file__`` is the extension module.
-_COMPILED = not __file__.endswith(".py")
 
+def _mask(data: bytes, start: int, n: int, mask: bytes, offset: int) -> bytes:
+    """XOR ``data[start:start + n]`` with the 4-byte ``mask`` (RFC 6455 5.3).
 
-def _mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
-    """XOR ``data`` with the 4-byte ``mask`` (RFC 6455 5.3).
-
-    The compiled build runs the byte loop below in C (``engine.pxd`` types
-    its locals, and the C compiler vectorizes it); pure Python does the same
-    XOR on two big integers.
+    ``offset`` is the position in the mask of the first byte, for payloads
+    that arrive in pieces.  The compiled build XORs 8 bytes at a time into
+    a new ``bytes`` object: no slice, no intermediate buffer.  Pure Python
+    XORs two big integers.
     """
-    if not _COMPILED:
-        return _apply_mask_ints(data, mask)
-    n = len(data)
-    source = bytes(data) if type(data) is not bytes else data
-    result = bytearray(n)
-    src = source
-    out = result
-    key = mask
-    for i in range(n):
-        out[i] = src[i] ^ key[i & 3]
-    return bytes(result)
+    if not cython.compiled:
+        chunk = data if start == 0 and n == len(data) else data[start : start + n]
+        if offset:
+            mask = mask[offset:] + mask[:offset]
+        return _apply_mask_ints(chunk, mask)
+    result = bytes(n)  # a new object for n > 0 (bytes(0) is shared, and not written)
+    _mask_into(result, 0, data, start, n, mask, offset)
+    return result
+
+
+def _mask_into(
+    dest: bytes, pos: int, data: bytes, start: int, n: int, mask: bytes, offset: int
+) -> None:
+    """Compiled build only: write ``data[start:start + n]`` XOR ``mask`` into ``dest`` at ``pos``.
+
+    ``dest`` is a ``bytes`` object this module just created and nothing else
+    has seen yet.  An all-zero mask copies.
+    """
+    src = cython.cast(cython.p_const_uchar, cython.cast(cython.p_const_char, data)) + start
+    out = cython.cast(cython.p_uchar, cython.cast(cython.p_char, dest)) + pos
+    key = cython.cast(cython.p_const_uchar, cython.cast(cython.p_const_char, mask))
+    pattern = cython.declare(cython.uchar[8])
+    for i in range(8):
+        pattern[i] = key[(offset + i) & 3]
+    word = cython.cast(cython.pointer(cython.ulonglong), pattern)[0]
+    words = n >> 3
+    src64 = cython.cast(cython.pointer(cython.ulonglong), src)
+    out64 = cython.cast(cython.pointer(cython.ulonglong), out)
+    for i in range(words):
+        out64[i] = src64[i] ^ word
+    for i in range(words << 3, n):
+        out[i] = src[i] ^ pattern[i & 7]
+
+
+# UTF-8 (RFC 3629) as a state machine over bytes, for the compiled build:
+# state 0 is "between characters"; the others expect a continuation byte in
+# [_UTF8_LOW[state], _UTF8_HIGH[state]] and move to _UTF8_NEXT[state].
+# 1: one more continuation byte, 2: two, 3: three; 4: after E0 (no overlong
+# form), 5: after ED (no surrogate), 6: after F0 (no overlong), 7: after F4
+# (nothing past U+10FFFF).
+_UTF8_LOW = b"\x00\x80\x80\x80\xa0\x80\x90\x80"
+_UTF8_HIGH = b"\x00\xbf\xbf\xbf\xbf\x9f\xbf\x8f"
+_UTF8_NEXT = b"\x00\x00\x01\x02\x01\x01\x02\x02"
+
+
+def _utf8_check(data: bytes, start: int, n: int, state: int) -> int:
+    """Compiled build only: run ``data[start:start + n]`` through the UTF-8 state machine.
+
+    Return the state after it, or -1 at the first byte no valid UTF-8 text
+    can contain (so the connection fails at once, mid-frame).  ASCII goes 8
+    bytes at a time.
+    """
+    src = cython.cast(cython.p_const_uchar, cython.cast(cython.p_const_char, data)) + start
+    low = cython.cast(cython.p_const_uchar, cython.cast(cython.p_const_char, _UTF8_LOW))
+    high = cython.cast(cython.p_const_uchar, cython.cast(cython.p_const_char, _UTF8_HIGH))
+    nxt = cython.cast(cython.p_const_uchar, cython.cast(cython.p_const_char, _UTF8_NEXT))
+    i = 0
+    while i < n:
+        if state == 0:
+            while (
+                i + 8 <= n
+                and (cython.cast(cython.pointer(cython.ulonglong), src + i)[0] & 0x8080808080808080)
+                == 0
+            ):
+                i += 8
+            if i >= n:
+                break
+            b = src[i]
+            i += 1
+            if b < 0x80:
+                continue
+            if 0xC2 <= b <= 0xDF:
+                state = 1
+            elif b == 0xE0:
+                state = 4
+            elif b == 0xED:
+                state = 5
+            elif 0xE1 <= b <= 0xEF:
+                state = 2
+            elif b == 0xF0:
+                state = 6
+            elif 0xF1 <= b <= 0xF3:
+                state = 3
+            elif b == 0xF4:
+                state = 7
+            else:
+                return -1
+        else:
+            b = src[i]
+            i += 1
+            if b < low[state] or b > high[state]:
+                return -1
+            state = nxt[state]
+    return state
+
+
+_ZERO_MASK = bytes(4)
 
 
 class Sink(Protocol):
@@ -160,7 +252,9 @@ class Engine:
         "_ext_chunks",
         "_extensions",
         "_fin",
+        "_frame_buf",
         "_frame_left",
+        "_frame_pos",
         "_mask",
         "_mask_offset",
         "_msg_opcode",
@@ -173,6 +267,7 @@ class Engine:
         "_rsv",
         "_rsv_allowed",
         "_sink",
+        "_utf8_state",
         "client",
         "close_rcvd_code",
         "close_rcvd_reason",
@@ -214,6 +309,9 @@ class Engine:
         self._mask = b""
         self._mask_offset = 0
         self._ext_chunks: list[bytes] = []  # a frame's payload kept for extensions/control
+        self._frame_buf: bytes | None = None  # compiled build: a frame gathered whole
+        self._frame_pos = 0
+        self._utf8_state = 0
         # Message reassembly.
         self._msg_opcode = 0  # TEXT or BINARY while a message is open, else 0
         self._msg_size = 0
@@ -249,17 +347,16 @@ class Engine:
                     if pos < 0:
                         break
                     if self._frame_left == 0:
-                        self._payload_chunk(b"")
+                        self._payload_chunk(data, pos, 0)
                         if self.state == CLOSED:
                             return
                     continue
                 take = end - pos
                 if take > self._frame_left:
                     take = self._frame_left
-                chunk = data[pos : pos + take] if take != end else data
-                pos += take
                 self._frame_left -= take
-                self._payload_chunk(chunk)
+                self._payload_chunk(data, pos, take)
+                pos += take
                 if self.state == CLOSED:
                     return
         except ProtocolError as exc:
@@ -340,18 +437,30 @@ class Engine:
         self._frame_left = length
         return pos + header_len
 
-    def _payload_chunk(self, chunk: bytes) -> None:
-        """Handle payload bytes of the current frame as they arrive."""
+    def _payload_chunk(self, data: bytes, start: int, n: int) -> None:
+        """Handle ``data[start:start + n]``, payload of the current frame, as it arrives."""
+        frame_done = self._frame_left == 0
+        if (
+            cython.compiled
+            and self._opcode < 8
+            and (
+                self._frame_buf is not None
+                or (
+                    not frame_done
+                    and (n * 16 >= n + self._frame_left or n <= 65536 - self._frame_left)
+                )
+            )
+        ):
+            self._gather(data, start, n, frame_done)
+            return
         if self._mask:
             offset = self._mask_offset
-            mask = self._mask
-            if offset:
-                mask = mask[offset:] + mask[:offset]
-            self._mask_offset = (offset + len(chunk)) & 3
-            chunk = _mask(chunk, mask)
-        elif type(chunk) is not bytes:
-            chunk = bytes(chunk)
-        frame_done = self._frame_left == 0
+            self._mask_offset = (offset + n) & 3
+            chunk = _mask(data, start, n, self._mask, offset)
+        elif n == len(data):
+            chunk = data
+        else:
+            chunk = data[start : start + n]
         if frame_done:
             self._frame_left = -1
         if self._opcode >= 8 or self._extensions:
@@ -366,6 +475,44 @@ class Engine:
             self._end_frame(chunk)
             return
         self._data_chunk(chunk, frame_done)
+
+    def _gather(self, data: bytes, start: int, n: int, frame_done: bool) -> None:
+        """Compiled build: a data frame spanning reads goes into one buffer of its size.
+
+        No list of pieces and no join: one allocation and one pass (unmask
+        and copy) per byte.  The buffer is allocated once the frame is known
+        to be small or a sixteenth of it has arrived, so a peer announcing a
+        large frame and sending little does not get its size allocated.
+        Text is still validated as it arrives.
+        """
+        buf = self._frame_buf
+        if buf is None:
+            buf = self._frame_buf = bytes(n + self._frame_left)
+            self._frame_pos = 0
+            if self._msg_opcode == OP_TEXT and not self._extensions:
+                # Carry on from bytes of a character the previous frame began.
+                pending = self._decoder.getstate()[0] if self._msg_size else b""
+                self._utf8_state = _utf8_check(pending, 0, len(pending), 0)
+        pos = self._frame_pos
+        _mask_into(buf, pos, data, start, n, self._mask or _ZERO_MASK, self._mask_offset)
+        self._mask_offset = (self._mask_offset + n) & 3
+        self._frame_pos = pos + n
+        if self._msg_opcode == OP_TEXT and not self._extensions:
+            self._utf8_state = _utf8_check(buf, pos, n, self._utf8_state)
+            if self._utf8_state < 0:
+                raise ProtocolError("invalid UTF-8 in text message", 1007)
+        if not frame_done:
+            return
+        self._frame_left = -1
+        self._frame_buf = None
+        if self._extensions:
+            if self._ext_chunks:  # the frame's start came before the buffer
+                self._ext_chunks.append(buf)
+                buf = b"".join(self._ext_chunks)
+                self._ext_chunks.clear()
+            self._end_frame(buf)
+        else:
+            self._data_chunk(buf, True)
 
     def _data_chunk(self, chunk: bytes, frame_done: bool) -> None:
         """Add plain (unextended) payload bytes to the current message."""
@@ -603,7 +750,9 @@ class Engine:
         if client:
             key = _MASKS.next()
             header += key
-            payload = _mask(payload, key)
+            if type(payload) is not bytes:
+                payload = bytes(payload)
+            payload = _mask(payload, 0, n, key, 0)
         if n >= _WRITE_APART:
             self._sink.write(header)
             self._sink.write(payload if type(payload) is bytes else bytes(payload))

@@ -259,6 +259,142 @@ def test_utf8_incomplete_first_fragment_then_rest() -> None:
     assert sink.take_events() == [Message("plain")]
 
 
+# Frames delivered in pieces: the compiled build gathers them into one buffer
+# and validates UTF-8 piece by piece with its own state machine; both builds
+# must agree with Python's decoder on every input.
+
+INVALID_SEQUENCES = [
+    b"\x80",  # a lone continuation byte
+    b"\xbf",
+    b"\xc0\x80",  # overlong, 2 bytes
+    b"\xc1\xbf",
+    b"\xe0\x80\x80",  # overlong, 3 bytes
+    b"\xe0\x9f\xbf",
+    b"\xed\xa0\x80",  # surrogates
+    b"\xed\xbf\xbf",
+    b"\xf0\x80\x80\x80",  # overlong, 4 bytes
+    b"\xf0\x8f\xbf\xbf",
+    b"\xf4\x90\x80\x80",  # over U+10FFFF
+    b"\xf5\x80\x80\x80",
+    b"\xf8\x88\x80\x80\x80",
+    b"\xff",
+    b"\xc3\x28",  # a lead byte without its continuation
+    b"\xe2\x82\x28",
+    b"\xf0\x9d\x84\x28",
+]
+
+VALID_SEQUENCES = [
+    "é".encode(),
+    "€".encode(),
+    "𝄞".encode(),
+    b"\xed\x9f\xbf",  # U+D7FF, just below the surrogates
+    b"\xee\x80\x80",  # U+E000, just above
+    b"\xf4\x8f\xbf\xbf",  # U+10FFFF
+    b"\xef\xbf\xbf",
+]
+
+
+def feed_in_pieces(engine: Engine, data: bytes, cuts: list[int]) -> None:
+    last = 0
+    for cut in [*cuts, len(data)]:
+        engine.receive_data(data[last:cut])
+        last = cut
+        if engine.state == CLOSED:
+            return
+
+
+@pytest.mark.parametrize("bad", INVALID_SEQUENCES)
+@pytest.mark.parametrize("side", [SERVER, CLIENT])
+def test_invalid_utf8_in_a_frame_arriving_in_pieces_fails_1007_at_once(
+    bad: bytes, side: int
+) -> None:
+    engine, sink = make(side)
+    text = ("ascii text " * 400).encode() + bad + ("more text " * 400).encode()
+    data = wire(Opcode.TEXT, text, masked=side == SERVER)
+    cut = len(data) - len(text) + text.index(bad) + len(bad)
+    engine.receive_data(data[:cut])  # up to the bad bytes, far from the frame's end
+    if bad in (b"\xc3\x28", b"\xe2\x82\x28", b"\xf0\x9d\x84\x28"):
+        engine.receive_data(data[cut : cut + 1])  # the bad byte is the one after
+    assert_failed(engine, sink, 1007)
+
+
+@pytest.mark.parametrize("good", VALID_SEQUENCES)
+def test_valid_utf8_split_at_every_byte_of_a_character(good: bytes) -> None:
+    text = ("x" * 5000).encode() + good + ("y" * 5000).encode()
+    data = wire(Opcode.TEXT, text)
+    start = len(data) - len(text) + 5000
+    for offset in range(len(good) + 1):
+        engine, sink = make()
+        feed_in_pieces(engine, data, [start - 3000, start + offset])
+        assert sink.take_events() == [Message(text.decode())]
+
+
+def test_character_split_between_a_small_frame_and_a_large_one() -> None:
+    engine, sink = make()
+    tail = ("z" * 20000).encode()
+    data = wire(Opcode.TEXT, b"abc\xf0\x9d", fin=False) + wire(Opcode.CONT, b"\x84\x9e" + tail)
+    feed_in_pieces(engine, data, [20, 4000, 9000])
+    assert sink.take_events() == [Message("abc𝄞" + tail.decode())]
+
+
+def test_invalid_continuation_of_a_character_from_the_previous_frame() -> None:
+    engine, sink = make()
+    tail = ("z" * 20000).encode()
+    data = wire(Opcode.TEXT, b"abc\xf0\x9d", fin=False) + wire(Opcode.CONT, b"\x28" + tail)
+    feed_in_pieces(engine, data, [20, 4000])
+    assert_failed(engine, sink, 1007)
+
+
+def test_random_text_in_random_pieces_agrees_with_pythons_decoder() -> None:
+    rng = random.Random(6455)
+    alphabet = [b"a", b"Z", b" ", *VALID_SEQUENCES, *INVALID_SEQUENCES]
+    for _ in range(300):
+        parts = [rng.choice(alphabet[:10]) for _ in range(rng.randrange(0, 3000))]
+        if rng.random() < 0.5:
+            parts.insert(rng.randrange(len(parts) + 1), rng.choice(alphabet))
+        text = b"".join(parts)
+        fragments = rng.choice([1, 1, 2, 3])
+        bounds = sorted(rng.sample(range(len(text) + 1), fragments - 1)) if fragments > 1 else []
+        edges = [0, *bounds, len(text)]
+        data = b"".join(
+            wire(
+                Opcode.TEXT if i == 0 else Opcode.CONT,
+                text[edges[i] : edges[i + 1]],
+                fin=i == fragments - 1,
+                masked=True,
+            )
+            for i in range(fragments)
+        )
+        cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randrange(0, 6))))
+        engine, sink = make()
+        feed_in_pieces(engine, data, cuts)
+        try:
+            expected = text.decode()
+        except UnicodeDecodeError:
+            assert_failed(engine, sink, 1007)
+        else:
+            assert sink.take_events() == [Message(expected)], text
+
+
+def test_binary_frame_in_pieces_is_reassembled_exactly() -> None:
+    rng = random.Random(7692)
+    for size in (17, 4096, 65536, 200_000):
+        payload = rng.randbytes(size)
+        for side in (SERVER, CLIENT):
+            data = wire(Opcode.BINARY, payload, masked=side == SERVER)
+            cuts = sorted(rng.sample(range(1, len(data)), 7))
+            engine, sink = make(side, max_size=None)
+            feed_in_pieces(engine, data, cuts)
+            assert sink.take_events() == [Message(payload)]
+
+
+def test_announced_large_frame_trickling_in_is_not_allocated_whole() -> None:
+    engine, _ = make(max_size=None)
+    data = wire(Opcode.BINARY, bytes(2**24))
+    engine.receive_data(data[:100])  # a 16 MiB frame announced, 86 bytes sent
+    assert engine._frame_buf is None
+
+
 # --- close handshake ----------------------------------------------------------
 
 VALID_CODES = [
