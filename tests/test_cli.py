@@ -68,11 +68,17 @@ async def test_connect_sends_piped_lines_and_prints_replies() -> None:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
-        out, _ = await asyncio.wait_for(client.communicate(b"hello\nworld\n"), 30)
+        assert client.stdin is not None and client.stdout is not None
+        # One line at a time, each reply awaited: a close sent right behind a
+        # message may reach the server with it, and then the echo cannot go out.
+        for word in ("hello", "world"):
+            client.stdin.write(word.encode() + b"\n")
+            await client.stdin.drain()
+            reply = await asyncio.wait_for(client.stdout.readline(), 30)
+            assert reply.decode().rstrip("\n") == f"< {word}"
+        out, _ = await asyncio.wait_for(client.communicate(b""), 30)
         assert client.returncode == 0
-        lines = out.decode().splitlines()
-        assert lines[:2] == ["< hello", "< world"]
-        assert lines[-1] == "connection closed: 1000"
+        assert out.decode().splitlines()[-1] == "connection closed: 1000"
     finally:
         proc.terminate()
         await proc.wait()

@@ -51,6 +51,7 @@ class Connection(BaseConnection):
 
     def on_message(self, message: str | bytes) -> None:
         self._messages.append(message)
+        self._defer_flush = True  # the handler may answer in this loop iteration
         waiter = self._recv_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)

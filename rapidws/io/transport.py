@@ -33,6 +33,9 @@ __all__ = ["BaseConnection", "State"]
 
 logger = logging.getLogger("rapidws")
 
+#: Corked writes at least this long are written alone rather than copied into a join.
+_WRITE_ALONE = 65536
+
 
 class State:
     """Connection states, with the names and values of ``websockets.State``."""
@@ -95,6 +98,9 @@ class BaseConnection(asyncio.Protocol):
         self._closed_exc: ConnectionClosed | None = None
         self._failure: ProtocolError | None = None
         self._paused_writing = False
+        # Writes made while a batch of received bytes is processed, sent as one.
+        self._wbuf: list[bytes] | None = None
+        self._defer_flush = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._open_timer: asyncio.TimerHandle | None = None
@@ -156,7 +162,20 @@ class BaseConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         engine = self.engine
         if engine is not None:
+            if self._wbuf is not None:  # a flush is already scheduled
+                engine.receive_data(data)
+                return
+            # Cork: the replies to everything in ``data`` (echoes from
+            # callbacks, pongs, the close frame) leave in one write.
+            self._wbuf = []
             engine.receive_data(data)
+            if self._defer_flush:
+                # A task was woken: it runs in this loop iteration, before
+                # the flush, so what it sends joins the same write.
+                self._defer_flush = False
+                self.loop.call_soon(self._flush)
+            else:
+                self._flush()
             return
         if self._opened.done():
             return  # the handshake failed; ignore what follows
@@ -227,12 +246,39 @@ class BaseConnection(asyncio.Protocol):
         raise NotImplementedError
 
     def write(self, data: bytes) -> None:
+        buf = self._wbuf
+        if buf is not None:
+            buf.append(data)
+            return
         transport = self.transport
         if transport is not None:
             transport.write(data)
 
+    def _flush(self) -> None:
+        """Send what was written while corked: small pieces joined, large ones as they are."""
+        buf = self._wbuf
+        self._wbuf = None
+        transport = self.transport
+        if not buf or transport is None:
+            return
+        if len(buf) == 1:
+            transport.write(buf[0])
+            return
+        small: list[bytes] = []
+        for piece in buf:
+            if len(piece) >= _WRITE_ALONE:
+                if small:
+                    transport.write(b"".join(small) if len(small) > 1 else small[0])
+                    small = []
+                transport.write(piece)
+            else:
+                small.append(piece)
+        if small:
+            transport.write(b"".join(small) if len(small) > 1 else small[0])
+
     def write_eof(self) -> None:
         """Half-close after the closing handshake; the peer closes TCP next."""
+        self._flush()
         transport = self.transport
         if transport is None or transport.is_closing():
             return
