@@ -1,12 +1,22 @@
-"""Echo servers for the benchmarks: one WebSocket library per process.
+"""Echo servers for the benchmarks: one library (or API) per process.
 
-    python benchmarks/echo_servers.py --lib rapidws --port 0 --compression deflate
+    python benchmarks/echo_servers.py --lib rapidws --port 0 [--uvloop] [--compression none]
 
-Every library runs the same handler (``async for message in ws: await
-ws.send(message)``), so text comes back as text and binary as binary.  Once
-listening, the server prints ``READY <port> <pid>`` on stdout (``--port 0``
-picks a free port) and serves until SIGTERM or SIGINT.  ``--profile FILE``
-runs the event loop under cProfile and dumps the stats to FILE on exit.
+Libraries (``--lib``):
+
+- ``rapidws``: the async message API (``async for message in ws: await ws.send(message)``);
+- ``rapidws-callback``: the callback API (:class:`rapidws.Listener`);
+- ``websockets``, ``picows.websockets``: the same handler as ``rapidws``;
+- ``picows``: picows' listener API, echoing each frame from ``on_ws_frame``;
+- ``aiohttp``: ``web.WebSocketResponse`` in an aiohttp application;
+- ``tcp``: a raw asyncio TCP echo, no WebSocket at all: the floor.
+
+Text comes back as text and binary as binary.  Keepalive pings are off in
+every library, so only the echo is on the wire.  Once listening, the server
+prints ``READY <port> <pid>`` on stdout (``--port 0`` picks a free port) and
+serves until SIGTERM or SIGINT.  ``--profile FILE`` runs the event loop under
+cProfile and dumps the stats to FILE on exit.  The pure-Python build of
+rapidws is selected by ``RAPIDWS_NO_EXTENSIONS=1`` in the environment.
 """
 
 from __future__ import annotations
@@ -16,12 +26,23 @@ import asyncio
 import cProfile
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from _harness import ensure_repo_on_path, raise_nofile_limit, run_loop
 
-LIBS = ("rapidws", "websockets", "picows.websockets")
+LIBS = (
+    "rapidws",
+    "rapidws-callback",
+    "websockets",
+    "picows.websockets",
+    "picows",
+    "aiohttp",
+    "tcp",
+)
+
+Serving = AbstractAsyncContextManager[int]  # yields the bound port
 
 
 async def echo(ws: Any) -> None:
@@ -29,25 +50,143 @@ async def echo(ws: Any) -> None:
         await ws.send(message)
 
 
-def _serve_function(lib: str) -> Callable[..., Any]:
+def _websockets_like(lib: str, args: argparse.Namespace) -> Serving:
     if lib == "rapidws":
         ensure_repo_on_path()
         import rapidws
 
-        return rapidws.serve
-    if lib == "websockets":
+        serve: Callable[..., Any] = rapidws.serve
+    elif lib == "websockets":
         from websockets.asyncio.server import serve
-
-        return serve
-    if lib == "picows.websockets":
+    else:
         import picows.websockets
 
-        return picows.websockets.serve
-    raise ValueError(f"unknown library: {lib}")
+        serve = picows.websockets.serve
+    compression = None if args.compression == "none" else args.compression
+
+    @asynccontextmanager
+    async def serving() -> AsyncIterator[int]:
+        async with serve(
+            echo,
+            args.host,
+            args.port,
+            compression=compression,
+            max_size=args.max_size,
+            ping_interval=None,
+        ) as server:
+            yield next(iter(server.sockets)).getsockname()[1]
+            server.close()
+            await asyncio.wait_for(server.wait_closed(), args.close_timeout)
+
+    return serving()
+
+
+@asynccontextmanager
+async def _rapidws_callback(args: argparse.Namespace) -> AsyncIterator[int]:
+    ensure_repo_on_path()
+    import rapidws
+
+    class Echo(rapidws.Listener):
+        def on_message(self, conn: Any, opcode: int, data: str | bytes) -> None:
+            conn.send(data)
+
+    listener = Echo()  # stateless: one for all connections
+    compression = None if args.compression == "none" else args.compression
+    async with rapidws.serve_listener(
+        lambda request: listener,
+        args.host,
+        args.port,
+        compression=compression,
+        max_size=args.max_size,
+        ping_interval=None,
+    ) as server:
+        yield next(iter(server.sockets)).getsockname()[1]
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), args.close_timeout)
+
+
+@asynccontextmanager
+async def _picows(args: argparse.Namespace) -> AsyncIterator[int]:
+    import picows
+
+    class Echo(picows.WSListener):  # type: ignore[misc]
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if frame.msg_type == picows.WSMsgType.CLOSE:
+                transport.send_close(frame.get_close_code(), frame.get_close_message())
+                transport.disconnect()
+                return
+            transport.send(frame.msg_type, frame.get_payload_as_memoryview(), frame.fin)
+
+    server = await picows.ws_create_server(
+        lambda request: Echo(), args.host, args.port, max_frame_size=args.max_size
+    )
+    async with server:
+        yield server.sockets[0].getsockname()[1]
+        server.close()
+
+
+@asynccontextmanager
+async def _aiohttp(args: argparse.Namespace) -> AsyncIterator[int]:
+    from aiohttp import WSMsgType, web
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(
+            max_msg_size=args.max_size, compress=args.compression != "none", heartbeat=None
+        )
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                await ws.send_str(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                await ws.send_bytes(msg.data)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port)
+    await site.start()
+    try:
+        server = site._server
+        assert server is not None
+        yield server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    finally:
+        await runner.cleanup()
+
+
+class _TcpEcho(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: Any = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+@asynccontextmanager
+async def _tcp(args: argparse.Namespace) -> AsyncIterator[int]:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(_TcpEcho, args.host, args.port)
+    async with server:
+        yield server.sockets[0].getsockname()[1]
+        server.close()
+
+
+def serving(args: argparse.Namespace) -> Serving:
+    if args.lib in ("rapidws", "websockets", "picows.websockets"):
+        return _websockets_like(args.lib, args)
+    if args.lib == "rapidws-callback":
+        return _rapidws_callback(args)
+    if args.lib == "picows":
+        return _picows(args)
+    if args.lib == "aiohttp":
+        return _aiohttp(args)
+    if args.lib == "tcp":
+        return _tcp(args)
+    raise ValueError(f"unknown library: {args.lib}")
 
 
 async def serve_until_signalled(args: argparse.Namespace) -> None:
-    serve = _serve_function(args.lib)
     loop = asyncio.get_running_loop()
     stop: asyncio.Future[None] = loop.create_future()
 
@@ -57,19 +196,9 @@ async def serve_until_signalled(args: argparse.Namespace) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal)
-    compression = None if args.compression == "none" else args.compression
-    async with serve(
-        echo,
-        args.host,
-        args.port,
-        compression=compression,
-        max_size=args.max_size,
-    ) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
+    async with serving(args) as port:
         print(f"READY {port} {os.getpid()}", flush=True)
         await stop
-        server.close()
-        await asyncio.wait_for(server.wait_closed(), args.close_timeout)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,8 +16,8 @@ RAPIDWS_REQUIRE_EXTENSIONS=1 "$VENV/bin/python" -m pip install -q -e '.[test]'
 PY="$VENV/bin/python"
 
 echo "== ruff"
-"$PY" -m ruff check rapidws tests conformance
-"$PY" -m ruff format --check rapidws tests conformance
+"$PY" -m ruff check rapidws tests conformance benchmarks
+"$PY" -m ruff format --check rapidws tests conformance benchmarks
 echo "== mypy --strict"
 "$PY" -m mypy
 
