@@ -8,12 +8,29 @@ or off CPython; a failed compile falls back to the pure-Python build unless
 
 from __future__ import annotations
 
+import ast
 import os
 import platform
 
 from setuptools import Extension, setup
 
-HOT_MODULES = ["rapidws.protocol.engine"]
+
+def _hot_modules() -> list[str]:
+    """HOT_MODULES of rapidws/_accel.py, read without importing the package."""
+    with open(
+        os.path.join(os.path.dirname(os.path.abspath(__file__)), "rapidws", "_accel.py")
+    ) as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "HOT_MODULES":
+            return list(ast.literal_eval(node.value))
+    raise RuntimeError("no HOT_MODULES in rapidws/_accel.py")
+
+
+HOT_MODULES = _hot_modules()
+
+#: Hot modules whose indexing never goes negative or out of bounds (checked by hand).
+UNCHECKED = {"rapidws.protocol.engine"}
 
 
 def extensions() -> list[Extension]:
@@ -28,10 +45,8 @@ def extensions() -> list[Extension]:
         if required:
             raise
         return []
-    directives = {
+    directives: dict[str, object] = {
         "language_level": 3,
-        "boundscheck": False,
-        "wraparound": False,
         "cdivision": True,
         "freethreading_compatible": True,
         # Types come from the .pxd files; annotations are for mypy.
@@ -41,17 +56,20 @@ def extensions() -> list[Extension]:
     if os.environ.get("RAPIDWS_CYTHON_TRACE") == "1":
         directives["linetrace"] = True
         macros.append(("CYTHON_TRACE", "1"))
-    modules = [
-        Extension(
+    built = []
+    for name in HOT_MODULES:
+        module = Extension(
             name,
             [name.replace(".", "/") + ".py"],
             optional=not required,
             define_macros=macros,
             extra_compile_args=["-O3"],
         )
-        for name in HOT_MODULES
-    ]
-    return list(cythonize(modules, compiler_directives=directives, quiet=True))
+        # Only modules written for it drop Python's index checks; the others
+        # keep Python semantics (negative indices, IndexError) exactly.
+        unchecked = {"boundscheck": False, "wraparound": False} if name in UNCHECKED else {}
+        built += cythonize([module], compiler_directives={**directives, **unchecked}, quiet=True)
+    return built
 
 
 setup(ext_modules=extensions())

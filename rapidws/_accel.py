@@ -19,7 +19,15 @@ from types import ModuleType
 __all__ = ["HOT_MODULES", "NO_EXTENSIONS", "compiled_modules", "is_compiled"]
 
 #: Modules compiled by ``setup.py``.
-HOT_MODULES = ("rapidws.protocol.engine",)
+#: Modules ``setup.py`` compiles (it reads this tuple without importing rapidws).
+HOT_MODULES = (
+    "rapidws.protocol.engine",
+    "rapidws.protocol.http11",
+    "rapidws.protocol.headers",
+    "rapidws.protocol.handshake",
+    "rapidws.io.transport",
+    "rapidws.listener",
+)
 
 NO_EXTENSIONS = os.environ.get("RAPIDWS_NO_EXTENSIONS", "") not in ("", "0")
 

@@ -163,17 +163,15 @@ class ServerHandshake:
         subprotocol = self._negotiate_subprotocol(headers)
         extension_headers, extensions = self._negotiate_extensions(headers)
 
-        response_headers = Headers(
-            [
-                ("Upgrade", "websocket"),
-                ("Connection", "Upgrade"),
-                ("Sec-WebSocket-Accept", accept_key(key)),
-            ]
-        )
+        # Every value here is valid by construction (or checked in __init__).
+        response_headers = Headers()
+        response_headers._add("Upgrade", "websocket")
+        response_headers._add("Connection", "Upgrade")
+        response_headers._add("Sec-WebSocket-Accept", accept_key(key))
         if extension_headers:
             response_headers["Sec-WebSocket-Extensions"] = build_extension(extension_headers)
         if subprotocol is not None:
-            response_headers["Sec-WebSocket-Protocol"] = subprotocol
+            response_headers._add("Sec-WebSocket-Protocol", subprotocol)
         if self.server_header is not None:
             response_headers["Server"] = self.server_header
         response = Response(101, "Switching Protocols", response_headers)

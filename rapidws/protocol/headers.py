@@ -82,6 +82,11 @@ class Headers:
         self._dict.setdefault(name.lower(), []).append(value)
         self._list.append((name, value))
 
+    def _add(self, name: str, value: str) -> None:
+        """Append a pair already known to be valid (parsed, or built here)."""
+        self._dict.setdefault(name.lower(), []).append(value)
+        self._list.append((name, value))
+
     def __delitem__(self, name: str) -> None:
         key = name.lower()
         del self._dict[key]

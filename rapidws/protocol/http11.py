@@ -153,17 +153,20 @@ class _HeadScanner:
         return self.start_too_long() if self._count == 0 else SecurityError("header line too long")
 
 
+#: A whole header line: a token name, a colon, a value of field-value characters.
+_header_line_re = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+):([\t\x20-\x7e\x80-\xff]*)")
+
+
 def _parse_headers(lines: list[bytes]) -> Headers:
     headers = Headers()
+    match = _header_line_re.fullmatch
     for line in lines:
-        name, colon, value = line.decode("iso-8859-1").partition(":")
-        if colon:
-            try:
-                headers[name] = value.strip(" \t")  # validates name and value
-                continue
-            except ValueError:
-                pass
-        raise _header_line_error(line)
+        parsed = match(line)
+        if parsed is None:
+            raise _header_line_error(line)
+        headers._add(
+            parsed.group(1).decode("ascii"), parsed.group(2).strip(b" \t").decode("iso-8859-1")
+        )
     return headers
 
 
