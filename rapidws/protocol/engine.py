@@ -18,14 +18,20 @@ from __future__ import annotations
 import codecs
 import os
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from .. import _cython_shim as cython
+
+    _uninitialized_bytes: Callable[[None, int], bytes]
 else:
     try:
         import cython
-    except ImportError:  # the pure-Python build runs without Cython installed
+        from cython.cimports.cpython.bytes import (
+            PyBytes_FromStringAndSize as _uninitialized_bytes,  # compiled build only
+        )
+    except (ImportError, AttributeError):  # the pure-Python build, Cython installed or not
         from .. import _cython_shim as cython
 
 from ..exceptions import InvalidState, PayloadTooBig, ProtocolError
@@ -85,7 +91,9 @@ def _mask(data: bytes, start: int, n: int, mask: bytes, offset: int) -> bytes:
         if offset:
             mask = mask[offset:] + mask[:offset]
         return _apply_mask_ints(chunk, mask)
-    result = bytes(n)  # a new object for n > 0 (bytes(0) is shared, and not written)
+    # Not zeroed: every byte is written next.  A new object for n > 0
+    # (the empty one is shared, and not written).
+    result = _uninitialized_bytes(cython.NULL, n)
     _mask_into(result, 0, data, start, n, mask, offset)
     return result
 
@@ -487,7 +495,7 @@ class Engine:
         """
         buf = self._frame_buf
         if buf is None:
-            buf = self._frame_buf = bytes(n + self._frame_left)
+            buf = self._frame_buf = _uninitialized_bytes(cython.NULL, n + self._frame_left)
             self._frame_pos = 0
             if self._msg_opcode == OP_TEXT and not self._extensions:
                 # Carry on from bytes of a character the previous frame began.
