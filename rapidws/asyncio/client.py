@@ -7,10 +7,11 @@ import ssl as ssl_module
 import urllib.parse
 from collections.abc import Generator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from ..exceptions import InvalidRedirect, SecurityError
 from ..http.uri import WebSocketURI, parse_uri
+from ..io import network
 from ..protocol.engine import CLIENT
 from ..protocol.extensions.base import ClientExtensionFactory
 from ..protocol.extensions.permessage_deflate import enable_client_permessage_deflate
@@ -45,7 +46,8 @@ class connect:
     ``compression``, ``open_timeout`` (connecting and the handshake),
     ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_size``,
     ``max_queue``, ``write_limit``; plus ``max_fragment_size``,
-    ``max_redirects``, ``ssl``, ``server_hostname`` and ``create_connection``
+    ``max_redirects``, ``ssl``, ``server_hostname``, ``fastnet`` (aiofastnet's
+    transports: see :mod:`rapidws.io.network`) and ``create_connection``
     (a :class:`ClientConnection` subclass to use).  Other keyword
     arguments go to :meth:`asyncio.loop.create_connection`.
     """
@@ -72,6 +74,7 @@ class connect:
         ssl: ssl_module.SSLContext | bool | None = None,
         server_hostname: str | None = None,
         create_connection: type[ClientConnection] | None = None,
+        fastnet: bool | None = None,
         **kwargs: Any,
     ) -> None:
         if compression == "deflate":
@@ -101,11 +104,11 @@ class connect:
         self.ssl = ssl
         self.server_hostname = server_hostname
         self.create_connection_kwargs = kwargs
+        self.fastnet = fastnet
         self.connection_class = create_connection or ClientConnection
         self.connection: ClientConnection | None = None
 
     async def _connect_once(self, wsuri: WebSocketURI) -> ClientConnection:
-        loop = asyncio.get_running_loop()
         handshake = ClientHandshake(
             host=wsuri.host_header, path=wsuri.resource_name, **self.handshake_options
         )
@@ -122,9 +125,10 @@ class connect:
             kwargs["server_hostname"] = self.server_hostname or wsuri.host
         if "sock" not in kwargs:
             kwargs["host"], kwargs["port"] = wsuri.host, wsuri.port
-        _, connection = await loop.create_connection(
-            lambda: self.connection_class(handshake, **self.options), **kwargs
+        _, protocol = await network.create_connection(
+            lambda: self.connection_class(handshake, **self.options), self.fastnet, **kwargs
         )
+        connection = cast(ClientConnection, protocol)
         try:
             await connection._opened
         except BaseException as exc:

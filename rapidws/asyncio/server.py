@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any
 
 from ..exceptions import InvalidMessage
+from ..io import network
 from ..io.transport import BaseConnection
 from ..io.transport import logger as default_logger
 from ..protocol.engine import OPEN, SERVER
@@ -185,7 +186,8 @@ class serve:
     upgrading), ``server_header``, ``compression``, ``open_timeout``,
     ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_size``,
     ``max_queue``, ``write_limit``, ``create_connection`` (a
-    :class:`ServerConnection` subclass); plus ``max_fragment_size`` and ``ssl``.
+    :class:`ServerConnection` subclass); plus ``max_fragment_size``, ``ssl`` and
+    ``fastnet`` (aiofastnet's transports: see :mod:`rapidws.io.network`).
     Other keyword arguments go to :meth:`asyncio.loop.create_server`.
     """
 
@@ -212,6 +214,7 @@ class serve:
         ssl: ssl_module.SSLContext | None = None,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         create_connection: type[ServerConnection] | None = None,
+        fastnet: bool | None = None,
         **kwargs: Any,
     ) -> None:
         if compression == "deflate":
@@ -240,6 +243,7 @@ class serve:
             "max_fragment_size": max_fragment_size,
         }
         self.create_server_kwargs = kwargs
+        self.fastnet = fastnet
         self.connection_class = create_connection or ServerConnection
         self.server = Server(logger)
 
@@ -249,9 +253,13 @@ class serve:
         )
 
     async def _start(self) -> Server:
-        loop = asyncio.get_running_loop()
-        self.server.server = await loop.create_server(
-            self._factory, self.host, self.port, ssl=self.ssl, **self.create_server_kwargs
+        self.server.server = await network.create_server(
+            self._factory,
+            self.fastnet,
+            host=self.host,
+            port=self.port,
+            ssl=self.ssl,
+            **self.create_server_kwargs,
         )
         return self.server
 

@@ -1,0 +1,62 @@
+"""Where transports come from: the event loop's own, or aiofastnet's.
+
+``aiofastnet`` (optional, a dependency of picows) provides compiled TCP and
+TLS transports for any asyncio loop.  rapidws's protocols are plain
+:class:`asyncio.Protocol` objects, so they run on either.  ``fastnet``:
+
+- ``None`` (default): use aiofastnet if it is installed, unless the
+  environment says ``RAPIDWS_FASTNET=0`` (``RAPIDWS_FASTNET=1`` requires it);
+- ``True``: use it (``ImportError`` if it is missing);
+- ``False``: use the loop's ``create_server`` / ``create_connection``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["create_connection", "create_server", "use_fastnet"]
+
+
+def use_fastnet(fastnet: bool | None) -> Any:
+    """Return the aiofastnet module if it should be used, else ``None``."""
+    if fastnet is None:
+        setting = os.environ.get("RAPIDWS_FASTNET", "")
+        if setting == "0":
+            return None
+        if setting != "1":
+            try:
+                return importlib.import_module("aiofastnet")
+            except ImportError:
+                return None
+    elif not fastnet:
+        return None
+    return importlib.import_module("aiofastnet")
+
+
+async def create_server(
+    factory: Callable[[], asyncio.BaseProtocol], fastnet: bool | None = None, **kwargs: Any
+) -> asyncio.Server:
+    """``loop.create_server(factory, **kwargs)``, on aiofastnet's transports if chosen."""
+    loop = asyncio.get_running_loop()
+    module = use_fastnet(fastnet)
+    if module is not None:
+        server: asyncio.Server = await module.create_server(loop, factory, **kwargs)
+        return server
+    return await loop.create_server(factory, **kwargs)
+
+
+async def create_connection(
+    factory: Callable[[], asyncio.BaseProtocol], fastnet: bool | None = None, **kwargs: Any
+) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+    """``loop.create_connection(factory, **kwargs)``, on aiofastnet's transports if chosen."""
+    loop = asyncio.get_running_loop()
+    module = use_fastnet(fastnet)
+    if module is not None:
+        result: tuple[asyncio.BaseTransport, asyncio.BaseProtocol]
+        result = await module.create_connection(loop, factory, **kwargs)
+        return result
+    return await loop.create_connection(factory, **kwargs)

@@ -1,0 +1,63 @@
+"""Transports from the loop or from aiofastnet: the choice and both at work."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import rapidws
+from rapidws.io import network
+
+from ..asyncio.helpers import echo, port_of
+
+
+@pytest.mark.parametrize(
+    ("fastnet", "env", "expected"),
+    [
+        (None, "", "aiofastnet"),
+        (None, "0", None),
+        (None, "1", "aiofastnet"),
+        (False, "1", None),
+        (True, "0", "aiofastnet"),
+    ],
+)
+def test_choice(
+    monkeypatch: pytest.MonkeyPatch, fastnet: bool | None, env: str, expected: str | None
+) -> None:
+    monkeypatch.setenv("RAPIDWS_FASTNET", env)
+    module = network.use_fastnet(fastnet)
+    assert (module.__name__ if module else None) == expected
+
+
+def test_auto_without_aiofastnet_uses_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(name: str) -> None:
+        raise ImportError(name)
+
+    monkeypatch.delenv("RAPIDWS_FASTNET", raising=False)
+    monkeypatch.setattr(importlib, "import_module", missing)
+    assert network.use_fastnet(None) is None
+    with pytest.raises(ImportError):
+        network.use_fastnet(True)
+
+
+@pytest.mark.parametrize("server_fastnet", [False, True])
+@pytest.mark.parametrize("client_fastnet", [False, True])
+async def test_echo_over_either_transport(server_fastnet: bool, client_fastnet: bool) -> None:
+    server_transports: list[str] = []
+
+    async def recording_echo(ws: rapidws.ServerConnection) -> None:
+        server_transports.append(type(ws.transport).__module__)
+        await echo(ws)
+
+    async with rapidws.serve(recording_echo, "127.0.0.1", 0, fastnet=server_fastnet) as server:
+        uri = f"ws://127.0.0.1:{port_of(server)}/"
+        async with rapidws.connect(uri, fastnet=client_fastnet) as ws:
+            assert type(ws.transport).__module__.startswith("aiofastnet") is client_fastnet
+            big = bytes(range(256)) * 4096  # 1 MiB: several reads and writes
+            await ws.send(big)
+            assert await ws.recv() == big
+            await ws.send("text")
+            assert await ws.recv() == "text"
+        assert ws.close_code == 1000
+    assert [m.startswith("aiofastnet") for m in server_transports] == [server_fastnet]
