@@ -445,6 +445,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-clients", action="store_true")
     parser.add_argument("--no-chart", action="store_true")
     parser.add_argument(
+        "--name", default="suite", help="results go to benchmarks/results/NAME.{md,json,png}"
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="1 round, 0.3 s windows, 1,000 connections"
     )
     args = parser.parse_args(argv)
@@ -595,10 +598,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if tree_digest(os.path.join(REPO_ROOT, "rapidws")) != digest:
         progress("WARNING: rapidws changed during the run")
     os.makedirs(RESULTS_DIR, exist_ok=True)
-    with open(os.path.join(RESULTS_DIR, "suite.md"), "w") as f:
+    with open(os.path.join(RESULTS_DIR, f"{args.name}.md"), "w") as f:
         f.write(text + "\n")
     if not args.no_chart:
-        path = os.path.join(RESULTS_DIR, "suite.png")
+        path = os.path.join(RESULTS_DIR, f"{args.name}.png")
         chart(
             path,
             [*rows, *CLIENT_ROWS.values()],
@@ -608,7 +611,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         progress(f"chart: {path}")
     path = write_json(
-        "suite",
+        args.name,
         {
             "environment": environment(["websockets", "picows", "aiohttp", "uvloop", "Cython"]),
             "args": {k: v for k, v in vars(args).items()},

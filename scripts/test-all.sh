@@ -43,11 +43,17 @@ export RAPIDWS_REQUIRE_INTEROP=1
 
 status=0
 # The compiled run uses aiofastnet's transports (installed with the test
-# extra, picked by default); the pure run the event loop's own.
+# extra, opted into here); the pure run the event loop's own (the default).
 echo "== pytest (compiled build, aiofastnet transports)"
-RAPIDWS_EXPECT_COMPILED=1 timeout 900 "$PY" -m pytest -q -p no:cacheprovider || status=1
+RAPIDWS_FASTNET=1 RAPIDWS_EXPECT_COMPILED=1 timeout 900 "$PY" -m pytest -q -p no:cacheprovider || status=1
 echo "== pytest (pure-Python build, asyncio transports)"
 RAPIDWS_FASTNET=0 RAPIDWS_NO_EXTENSIONS=1 timeout 900 "$PY" -m pytest -q -p no:cacheprovider || status=1
+
+# The benchmark suite, as a smoke run: it must keep working (no figures kept).
+echo "== benchmark suite (smoke run)"
+timeout 600 "$PY" benchmarks/suite.py --quick --name smoke --no-chart --no-clients \
+    --servers "rapidws callback,rapidws async,rapidws pure,raw TCP echo" --loops asyncio,uvloop \
+    --memory-connections 200 >/dev/null || status=1
 
 # Autobahn, pure-Python build, cases 1.* to 10.*.
 export RAPIDWS_NO_EXTENSIONS=1 RAPIDWS_FASTNET=0

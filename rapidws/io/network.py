@@ -4,10 +4,15 @@
 TLS transports for any asyncio loop.  rapidws's protocols are plain
 :class:`asyncio.Protocol` objects, so they run on either.  ``fastnet``:
 
-- ``None`` (default): use aiofastnet if it is installed, unless the
-  environment says ``RAPIDWS_FASTNET=0`` (``RAPIDWS_FASTNET=1`` requires it);
-- ``True``: use it (``ImportError`` if it is missing);
-- ``False``: use the loop's ``create_server`` / ``create_connection``.
+- ``None`` (default): the loop's own, unless the environment says
+  ``RAPIDWS_FASTNET=1`` (use aiofastnet) or ``RAPIDWS_FASTNET=auto`` (use it
+  if it is installed);
+- ``True``: aiofastnet (``ImportError`` if it is missing);
+- ``False``: the loop's ``create_server`` / ``create_connection``.
+
+Not the default: measured with 5,000 idle connections, aiofastnet's
+transports cost about 4.8 KiB more per connection (12.8 KiB against 8.0 for
+the callback API), for no clear gain on the data path.
 """
 
 from __future__ import annotations
@@ -25,13 +30,13 @@ def use_fastnet(fastnet: bool | None) -> Any:
     """Return the aiofastnet module if it should be used, else ``None``."""
     if fastnet is None:
         setting = os.environ.get("RAPIDWS_FASTNET", "")
-        if setting == "0":
-            return None
-        if setting != "1":
+        if setting == "auto":
             try:
                 return importlib.import_module("aiofastnet")
             except ImportError:
                 return None
+        if setting != "1":
+            return None
     elif not fastnet:
         return None
     return importlib.import_module("aiofastnet")

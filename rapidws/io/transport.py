@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from typing import Any, cast
 
 from ..exceptions import (
@@ -33,8 +34,8 @@ __all__ = ["BaseConnection", "State"]
 
 logger = logging.getLogger("rapidws")
 
-#: Corked writes at least this long are written alone rather than copied into a join.
-_WRITE_ALONE = 65536
+#: Corked writes at least this long are passed on as they are, not copied into a join.
+_WRITE_ALONE = 16384
 
 
 class State:
@@ -101,6 +102,7 @@ class BaseConnection(asyncio.Protocol):
         # Writes made while a batch of received bytes is processed, sent as one.
         self._wbuf: list[bytes] | None = None
         self._defer_flush = False
+        self._scatter_writes = False  # whether transport.writelines avoids a join
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._open_timer: asyncio.TimerHandle | None = None
@@ -153,6 +155,9 @@ class BaseConnection(asyncio.Protocol):
         # uvloop's transports don't subclass asyncio.Transport: no isinstance check.
         transport = cast(asyncio.Transport, transport)
         self.transport = transport
+        self._scatter_writes = sys.version_info >= (3, 12) or not type(
+            transport
+        ).__module__.startswith("asyncio.")
         transport.set_write_buffer_limits(self.write_high, self.write_low)
         if self.open_timeout is not None:
             self._open_timer = self.loop.call_later(self.open_timeout, self._open_timed_out)
@@ -255,7 +260,13 @@ class BaseConnection(asyncio.Protocol):
             transport.write(data)
 
     def _flush(self) -> None:
-        """Send what was written while corked: small pieces joined, large ones as they are."""
+        """Send what was written while corked, in one call.
+
+        Small pieces are joined; large ones (a big payload behind its header)
+        are not copied: ``writelines`` hands them to the socket together
+        where it gathers (uvloop, aiofastnet, asyncio from Python 3.12); on
+        older asyncio, whose ``writelines`` joins, they go one by one.
+        """
         buf = self._wbuf
         self._wbuf = None
         transport = self.transport
@@ -264,17 +275,25 @@ class BaseConnection(asyncio.Protocol):
         if len(buf) == 1:
             transport.write(buf[0])
             return
+        pieces: list[bytes] = []
         small: list[bytes] = []
         for piece in buf:
             if len(piece) >= _WRITE_ALONE:
                 if small:
-                    transport.write(b"".join(small) if len(small) > 1 else small[0])
+                    pieces.append(b"".join(small) if len(small) > 1 else small[0])
                     small = []
-                transport.write(piece)
+                pieces.append(piece)
             else:
                 small.append(piece)
         if small:
-            transport.write(b"".join(small) if len(small) > 1 else small[0])
+            pieces.append(b"".join(small) if len(small) > 1 else small[0])
+        if len(pieces) == 1:
+            transport.write(pieces[0])
+        elif self._scatter_writes:
+            transport.writelines(pieces)
+        else:
+            for piece in pieces:
+                transport.write(piece)
 
     def write_eof(self) -> None:
         """Half-close after the closing handshake; the peer closes TCP next."""

@@ -15,9 +15,10 @@ from ..asyncio.helpers import echo, port_of
 @pytest.mark.parametrize(
     ("fastnet", "env", "expected"),
     [
-        (None, "", "aiofastnet"),
+        (None, "", None),
         (None, "0", None),
         (None, "1", "aiofastnet"),
+        (None, "auto", "aiofastnet"),
         (False, "1", None),
         (True, "0", "aiofastnet"),
     ],
@@ -34,7 +35,7 @@ def test_auto_without_aiofastnet_uses_the_loop(monkeypatch: pytest.MonkeyPatch) 
     def missing(name: str) -> None:
         raise ImportError(name)
 
-    monkeypatch.delenv("RAPIDWS_FASTNET", raising=False)
+    monkeypatch.setenv("RAPIDWS_FASTNET", "auto")
     monkeypatch.setattr(importlib, "import_module", missing)
     assert network.use_fastnet(None) is None
     with pytest.raises(ImportError):
