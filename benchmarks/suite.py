@@ -448,6 +448,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--name", default="suite", help="results go to benchmarks/results/NAME.{md,json,png}"
     )
     parser.add_argument(
+        "--report",
+        metavar="JSON",
+        help="measure nothing: print the report (and draw the chart) of a saved run",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="1 round, 0.3 s windows, 1,000 connections"
     )
     args = parser.parse_args(argv)
@@ -472,9 +477,15 @@ def transports_note() -> str:
         import aiofastnet  # noqa: F401
     except ImportError:
         return "aiofastnet is not installed: every library runs on the event loop's transports."
+    fastnet = os.environ.get("RAPIDWS_FASTNET", "")
+    ours = (
+        "rapidws too (RAPIDWS_FASTNET is set)"
+        if fastnet in ("1", "auto")
+        else "rapidws, websockets and aiohttp on the loop's own (rapidws's default)"
+    )
     return (
-        "aiofastnet is installed: rapidws and picows run on its compiled transports with "
-        "either loop (both pick it by default); websockets and aiohttp on the loop's."
+        "aiofastnet is installed: picows runs on its compiled transports with either loop "
+        f"(its default when installed); {ours}."
     )
 
 
@@ -515,26 +526,19 @@ def run_clients(args: argparse.Namespace, samples: dict[Key, list[Sample]]) -> N
                 samples.setdefault((row.name, name, loop), []).append(sample)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
-    exit_on_sigterm()
-    raise_nofile_limit()
-    pin_current_process(CLIENT_CORE)
-    stale = stale_extensions(os.path.join(REPO_ROOT, "rapidws"))
-    if stale:
-        progress(f"WARNING: compiled modules older than their sources: {stale}")
-    digest = tree_digest(os.path.join(REPO_ROOT, "rapidws"))
-    started = time.time()
-
-    samples: dict[Key, list[Sample]] = {}
-    memory: dict[tuple[str, str], list[float]] = {}
-    client_samples: dict[Key, list[Sample]] = {}
-    run_servers(args, samples)
-    if not args.no_memory:
-        run_memory(args, memory)
-    if not args.no_clients:
-        run_clients(args, client_samples)
-
+def render(
+    args: argparse.Namespace,
+    samples: dict[Key, list[Sample]],
+    memory: dict[tuple[str, str], list[float]],
+    client_samples: dict[Key, list[Sample]],
+) -> tuple[
+    str,
+    int,
+    dict[Key, tuple[Summary, Summary, float]],
+    dict[Key, tuple[Summary, Summary, float]],
+    list[str],
+]:
+    """The markdown report; also the misses and what the chart needs."""
     rows = [ROWS[r] for r in args.rows]
     stats = summaries(samples)
     out: list[str] = []
@@ -592,7 +596,94 @@ def main(argv: Sequence[str] | None = None) -> None:
         "\nload generator CPU above 90 % in: "
         + (", ".join("/".join(k) for k in busy) or "no window")
     )
-    text = "\n".join(out)
+    out.insert(2, summary_tables(rows, stats, args.servers, args.loops))
+    return "\n".join(out), misses, stats, client_stats, client_names
+
+
+def summary_tables(
+    rows: Sequence[Row],
+    stats: dict[Key, tuple[Summary, Summary, float]],
+    names: Sequence[str],
+    loops: Sequence[str],
+) -> str:
+    """Rows by servers: medians of msgs/s, then of server CPU µs per message."""
+    out = []
+    for loop in loops:
+        for metric, label, spec in ((0, "msgs/s", ",.0f"), (1, "server CPU µs/msg", ",.1f")):
+            present = [n for n in names if any((r.name, n, loop) in stats for r in rows)]
+            table_rows = [
+                [r.name]
+                + [
+                    format(stats[r.name, n, loop][metric].median, spec)
+                    if (r.name, n, loop) in stats
+                    else ""
+                    for n in present
+                ]
+                for r in rows
+            ]
+            out.append(f"\n### summary, {label}, {loop}\n")
+            out.append(markdown_table(["row", *present], table_rows))
+    return "\n".join(out)
+
+
+def _keyed(data: dict[str, list[dict[str, float]]]) -> dict[Key, list[Sample]]:
+    out: dict[Key, list[Sample]] = {}
+    for key, values in data.items():
+        row, server, loop = key.split("/")
+        out[row, server, loop] = [Sample(**v) for v in values]
+    return out
+
+
+def report_saved(args: argparse.Namespace) -> None:
+    """Render a saved run (``--report``): tables to stdout, the chart unless ``--no-chart``."""
+    with open(args.report) as f:
+        saved = json.load(f)
+    for field in ("rounds", "duration", "servers", "loops", "rows", "memory_connections"):
+        setattr(args, field, saved["args"][field])
+    memory: dict[tuple[str, str], list[float]] = {}
+    for key, values in saved["memory_kib_per_connection"].items():
+        server, loop = key.split("/")
+        memory[server, loop] = values
+    samples, client_samples = _keyed(saved["samples"]), _keyed(saved["clients"])
+    text, _, stats, client_stats, client_names = render(args, samples, memory, client_samples)
+    print(text)
+    if not args.no_chart:
+        path = os.path.join(RESULTS_DIR, f"{args.name}.png")
+        chart(
+            path,
+            [*[ROWS[r] for r in args.rows], *CLIENT_ROWS.values()],
+            {**stats, **client_stats},
+            [*args.servers, *[n for n in client_names if n not in args.servers]],
+            args.loops,
+        )
+        progress(f"chart: {path}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.report:
+        report_saved(args)
+        return
+    exit_on_sigterm()
+    raise_nofile_limit()
+    pin_current_process(CLIENT_CORE)
+    stale = stale_extensions(os.path.join(REPO_ROOT, "rapidws"))
+    if stale:
+        progress(f"WARNING: compiled modules older than their sources: {stale}")
+    digest = tree_digest(os.path.join(REPO_ROOT, "rapidws"))
+    started = time.time()
+
+    samples: dict[Key, list[Sample]] = {}
+    memory: dict[tuple[str, str], list[float]] = {}
+    client_samples: dict[Key, list[Sample]] = {}
+    run_servers(args, samples)
+    if not args.no_memory:
+        run_memory(args, memory)
+    if not args.no_clients:
+        run_clients(args, client_samples)
+
+    text, misses, stats, client_stats, client_names = render(args, samples, memory, client_samples)
+    rows = [ROWS[r] for r in args.rows]
     print(text)
 
     if tree_digest(os.path.join(REPO_ROOT, "rapidws")) != digest:

@@ -36,6 +36,10 @@ logger = logging.getLogger("rapidws")
 
 #: Corked writes at least this long are passed on as they are, not copied into a join.
 _WRITE_ALONE = 16384
+#: Without gathering writes, corked pieces up to this much in all are joined
+#: (above it, the copy costs more than the sends it saves, and large buffers
+#: come fresh from the OS, page faults included).
+_JOIN_UP_TO = 262144
 
 
 class State:
@@ -275,6 +279,13 @@ class BaseConnection(asyncio.Protocol):
         if len(buf) == 1:
             transport.write(buf[0])
             return
+        if not self._scatter_writes:
+            total = 0
+            for piece in buf:
+                total += len(piece)
+            if total <= _JOIN_UP_TO:  # one copy and one send beat a send per piece
+                transport.write(b"".join(buf))
+                return
         pieces: list[bytes] = []
         small: list[bytes] = []
         for piece in buf:
