@@ -7,7 +7,8 @@
   :func:`process_rss_kib` (VmRSS from ``/proc/PID/status``);
 - :func:`system_busy_seconds`, :func:`system_steal_seconds` and
   :func:`wait_for_quiet`, to tell whether something else used the CPUs;
-- :func:`run_loop`: run a coroutine on a fresh asyncio or uvloop loop;
+- :func:`run_loop`: run a coroutine on a fresh asyncio or uvloop loop
+  (:func:`run_loop_interruptible`: one that SIGTERM and SIGINT cancel);
 - :func:`interleaved` rounds, :class:`Summary` (median, min, max) and
   :func:`markdown_table`.
 
@@ -57,6 +58,39 @@ def run_loop(coro: Coroutine[Any, Any, T], use_uvloop: bool = False) -> T:
 
         return uvloop.run(coro)
     return asyncio.run(coro)
+
+
+def run_loop_interruptible(coro: Coroutine[Any, Any, T], use_uvloop: bool = False) -> T:
+    """:func:`run_loop`, but SIGTERM and SIGINT cancel ``coro`` and raise SystemExit.
+
+    A Python-level signal handler may not run while uvloop waits for I/O;
+    the loop's own signal handling does, so ``with ServerProcess(...)``
+    blocks still get to stop their servers.
+    """
+    stopped: list[int] = []
+
+    async def main() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(coro)
+
+        def stop(signum: int) -> None:
+            stopped.append(signum)
+            task.cancel()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop, signum)
+        try:
+            return await task
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+
+    try:
+        return run_loop(main(), use_uvloop)
+    except asyncio.CancelledError:
+        if stopped:
+            raise SystemExit(128 + stopped[0]) from None
+        raise
 
 
 # -- processes -----------------------------------------------------------------

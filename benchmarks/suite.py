@@ -60,7 +60,7 @@ from _harness import (
     pin_current_process,
     process_cpu_ns,
     raise_nofile_limit,
-    run_loop,
+    run_loop_interruptible,
     stale_extensions,
     tree_digest,
     write_json,
@@ -497,7 +497,7 @@ def run_servers(args: argparse.Namespace, samples: dict[Key, list[Sample]]) -> N
         progress(f"round {round_ + 1}/{args.rounds}: {name} on {loop}")
         with server_process(spec.lib, loop, spec.pure) as server:
             for row in rows:
-                sample = run_loop(
+                sample = run_loop_interruptible(
                     measure_row(server.port, server.pid, spec, row, args.duration), True
                 )
                 samples.setdefault((row.name, name, loop), []).append(sample)
@@ -509,7 +509,7 @@ def run_memory(args: argparse.Namespace, memory: dict[tuple[str, str], list[floa
         spec = SERVERS[name]
         progress(f"memory {round_ + 1}/{args.memory_rounds}: {name} on {loop}")
         with server_process(spec.lib, loop, spec.pure) as server:
-            kib = run_loop(
+            kib = run_loop_interruptible(
                 measure_memory(server.port, server.pid, spec, args.memory_connections), True
             )
         memory.setdefault((name, loop), []).append(kib)
