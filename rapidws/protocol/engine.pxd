@@ -2,17 +2,7 @@
 
 cimport cython
 
-@cython.locals(
-    i=Py_ssize_t,
-    words=Py_ssize_t,
-    result=bytes,
-    src="const unsigned char *",
-    out="unsigned char *",
-    key="const unsigned char *",
-    word="unsigned long long",
-    src64="const unsigned long long *",
-    out64="unsigned long long *",
-)
+@cython.locals(result=bytes)
 cdef bytes _mask(bytes data, Py_ssize_t start, Py_ssize_t n, bytes mask, Py_ssize_t offset)
 
 @cython.locals(
