@@ -7,6 +7,7 @@
   :func:`process_rss_kib` (VmRSS from ``/proc/PID/status``);
 - :func:`system_busy_seconds`, :func:`system_steal_seconds` and
   :func:`wait_for_quiet`, to tell whether something else used the CPUs;
+- :func:`bounded_gather`: run coroutines with bounded concurrency;
 - :func:`run_loop`: run a coroutine on a fresh asyncio or uvloop loop
   (:func:`run_loop_interruptible`: one that SIGTERM and SIGINT cancel);
 - :func:`interleaved` rounds, :class:`Summary` (median, min, max) and
@@ -33,7 +34,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -91,6 +92,19 @@ def run_loop_interruptible(coro: Coroutine[Any, Any, T], use_uvloop: bool = Fals
         if stopped:
             raise SystemExit(128 + stopped[0]) from None
         raise
+
+
+async def bounded_gather(
+    count: int, factory: Callable[[int], Awaitable[T]], concurrency: int
+) -> list[T]:
+    """``factory(i)`` for ``i`` in ``range(count)``, at most ``concurrency`` at a time."""
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> T:
+        async with semaphore:
+            return await factory(i)
+
+    return await asyncio.gather(*(one(i) for i in range(count)))
 
 
 # -- processes -----------------------------------------------------------------

@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from _harness import ensure_repo_on_path, run_loop
@@ -46,6 +47,31 @@ async def _measure(counter: Counter, duration: float) -> dict[str, float]:
     return {"messages": count, "seconds": t1 - t0, "cpu": cpu1 - cpu0}
 
 
+async def _pump(
+    send: Callable[[bytes], Awaitable[Any]],
+    recv: Callable[[], Awaitable[Any]],
+    args: argparse.Namespace,
+) -> dict[str, float]:
+    """Keep ``args.window`` messages in flight with an awaiting API; measure a window."""
+    payload = os.urandom(args.size)
+    counter = Counter()
+    stop = False
+
+    async def pump() -> None:
+        for _ in range(args.window):
+            await send(payload)
+        while not stop:
+            await recv()
+            counter.count += 1
+            await send(payload)
+
+    task = asyncio.ensure_future(pump())
+    result = await _measure(counter, args.duration)
+    stop = True
+    await asyncio.wait_for(task, 10)
+    return result
+
+
 async def run_message_api(args: argparse.Namespace) -> dict[str, float]:
     """websockets' API shape: rapidws, websockets, picows.websockets."""
     uri = f"ws://127.0.0.1:{args.port}/"
@@ -57,24 +83,8 @@ async def run_message_api(args: argparse.Namespace) -> dict[str, float]:
         from websockets.asyncio.client import connect
     else:
         from picows.websockets import connect
-    payload = os.urandom(args.size)
-    counter = Counter()
-    stop = False
     async with connect(uri, **options) as ws:
-
-        async def pump() -> None:
-            for _ in range(args.window):
-                await ws.send(payload)
-            while not stop:
-                await ws.recv()
-                counter.count += 1
-                await ws.send(payload)
-
-        task = asyncio.ensure_future(pump())
-        result = await _measure(counter, args.duration)
-        stop = True
-        await asyncio.wait_for(task, 10)
-    return result
+        return await _pump(ws.send, ws.recv, args)
 
 
 async def run_rapidws_callback(args: argparse.Namespace) -> dict[str, float]:
@@ -137,29 +147,13 @@ async def run_picows(args: argparse.Namespace) -> dict[str, float]:
 async def run_aiohttp(args: argparse.Namespace) -> dict[str, float]:
     import aiohttp
 
-    payload = os.urandom(args.size)
-    counter = Counter()
-    stop = False
     async with (
         aiohttp.ClientSession() as session,
         session.ws_connect(
             f"http://127.0.0.1:{args.port}/", max_msg_size=2**24, compress=0, autoping=True
         ) as ws,
     ):
-
-        async def pump() -> None:
-            for _ in range(args.window):
-                await ws.send_bytes(payload)
-            while not stop:
-                await ws.receive()
-                counter.count += 1
-                await ws.send_bytes(payload)
-
-        task = asyncio.ensure_future(pump())
-        result = await _measure(counter, args.duration)
-        stop = True
-        await asyncio.wait_for(task, 10)
-    return result
+        return await _pump(ws.send_bytes, ws.receive, args)
 
 
 RUNNERS = {

@@ -55,7 +55,7 @@ import string
 import sys
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from _harness import (
@@ -64,6 +64,7 @@ from _harness import (
     RESULTS_DIR,
     ServerProcess,
     Summary,
+    bounded_gather,
     ensure_repo_on_path,
     environment,
     exit_on_sigterm,
@@ -380,18 +381,6 @@ class MemorySample:
         return self._per_connection(self.steady_kib)
 
 
-async def _bounded_gather(
-    count: int, factory: Callable[[int], Awaitable[T]], concurrency: int
-) -> list[T]:
-    semaphore = asyncio.Semaphore(concurrency)
-
-    async def one(i: int) -> T:
-        async with semaphore:
-            return await factory(i)
-
-    return await asyncio.gather(*(one(i) for i in range(count)))
-
-
 async def memory_run(
     server: ServerProcess, messages: Sequence[str], connections: int
 ) -> MemorySample:
@@ -412,7 +401,7 @@ async def memory_run(
     async def connect(_: int) -> ClientConnection:
         return await open_client(server.port)
 
-    clients = await _bounded_gather(connections, connect, CONNECT_CONCURRENCY)
+    clients = await bounded_gather(connections, connect, CONNECT_CONCURRENCY)
     try:
         await asyncio.sleep(SETTLE)
         idle = server.rss_kib()
@@ -424,11 +413,11 @@ async def memory_run(
             if await clients[i].recv() != message:
                 raise RuntimeError("echo mismatch")
 
-        await _bounded_gather(connections, functools.partial(exchange, 0), CONNECT_CONCURRENCY)
+        await bounded_gather(connections, functools.partial(exchange, 0), CONNECT_CONCURRENCY)
         await asyncio.sleep(SETTLE)
         active = server.rss_kib()
         for step in range(1, STEADY_MESSAGES):
-            await _bounded_gather(
+            await bounded_gather(
                 connections, functools.partial(exchange, step), CONNECT_CONCURRENCY
             )
         await asyncio.sleep(SETTLE)
@@ -438,7 +427,7 @@ async def memory_run(
         async def close(i: int) -> None:
             await clients[i].close()
 
-        await _bounded_gather(len(clients), close, CONNECT_CONCURRENCY)
+        await bounded_gather(len(clients), close, CONNECT_CONCURRENCY)
     return MemorySample(connections, baseline, idle, active, steady)
 
 

@@ -50,6 +50,24 @@ async def echo(ws: Any) -> None:
         await ws.send(message)
 
 
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options every websockets-shaped ``serve`` here gets."""
+    return {
+        "compression": None if args.compression == "none" else args.compression,
+        "max_size": args.max_size,
+        "ping_interval": None,
+    }
+
+
+@asynccontextmanager
+async def _serving(server_context: Any, args: argparse.Namespace) -> AsyncIterator[int]:
+    """Enter a websockets-shaped server; yield its port; close it and wait."""
+    async with server_context as server:
+        yield next(iter(server.sockets)).getsockname()[1]
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), args.close_timeout)
+
+
 def _websockets_like(lib: str, args: argparse.Namespace) -> Serving:
     if lib == "rapidws":
         ensure_repo_on_path()
@@ -62,27 +80,10 @@ def _websockets_like(lib: str, args: argparse.Namespace) -> Serving:
         import picows.websockets
 
         serve = picows.websockets.serve
-    compression = None if args.compression == "none" else args.compression
-
-    @asynccontextmanager
-    async def serving() -> AsyncIterator[int]:
-        async with serve(
-            echo,
-            args.host,
-            args.port,
-            compression=compression,
-            max_size=args.max_size,
-            ping_interval=None,
-        ) as server:
-            yield next(iter(server.sockets)).getsockname()[1]
-            server.close()
-            await asyncio.wait_for(server.wait_closed(), args.close_timeout)
-
-    return serving()
+    return _serving(serve(echo, args.host, args.port, **_options(args)), args)
 
 
-@asynccontextmanager
-async def _rapidws_callback(args: argparse.Namespace) -> AsyncIterator[int]:
+def _rapidws_callback(args: argparse.Namespace) -> Serving:
     ensure_repo_on_path()
     import rapidws
 
@@ -91,18 +92,10 @@ async def _rapidws_callback(args: argparse.Namespace) -> AsyncIterator[int]:
             conn.send(data)
 
     listener = Echo()  # stateless: one for all connections
-    compression = None if args.compression == "none" else args.compression
-    async with rapidws.serve_listener(
-        lambda request: listener,
-        args.host,
-        args.port,
-        compression=compression,
-        max_size=args.max_size,
-        ping_interval=None,
-    ) as server:
-        yield next(iter(server.sockets)).getsockname()[1]
-        server.close()
-        await asyncio.wait_for(server.wait_closed(), args.close_timeout)
+    server = rapidws.serve_listener(
+        lambda request: listener, args.host, args.port, **_options(args)
+    )
+    return _serving(server, args)
 
 
 @asynccontextmanager

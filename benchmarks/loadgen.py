@@ -24,7 +24,7 @@ import asyncio
 import os
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -235,17 +235,6 @@ async def measure(
         client.stop()
     await asyncio.gather(*(c.drain(30.0) for c in clients))
     return Window(count, t1 - t0, cpu1 - cpu0)
-
-
-async def bounded_gather(n: int, limit: int, make: Callable[[int], Awaitable[Any]]) -> list[Any]:
-    """``make(i)`` for ``i`` in ``range(n)``, at most ``limit`` at a time."""
-    semaphore = asyncio.Semaphore(limit)
-
-    async def one(i: int) -> Any:
-        async with semaphore:
-            return await make(i)
-
-    return await asyncio.gather(*(one(i) for i in range(n)))
 
 
 async def handshakes(
