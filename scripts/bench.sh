@@ -5,11 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON=${PYTHON:-python3}
-VENV=${VENV:-.venv}
-if [ ! -x "$VENV/bin/python" ]; then
-    "$PYTHON" -m venv "$VENV"
-fi
-"$VENV/bin/python" -m pip install -q --upgrade pip
-RAPIDWS_REQUIRE_EXTENSIONS=1 "$VENV/bin/python" -m pip install -q -e '.[bench]'
-exec "$VENV/bin/python" benchmarks/suite.py "$@"
+source scripts/venv.sh bench
+exec "$PY" benchmarks/suite.py "$@"

@@ -5,15 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON=${PYTHON:-python3}
-VENV=${VENV:-.venv}
-if [ ! -x "$VENV/bin/python" ]; then
-    "$PYTHON" -m venv "$VENV"
-fi
-"$VENV/bin/python" -m pip install -q --upgrade pip
-# The compiled build; RAPIDWS_NO_EXTENSIONS=1 at run time selects the pure one.
-RAPIDWS_REQUIRE_EXTENSIONS=1 "$VENV/bin/python" -m pip install -q -e '.[test]'
-PY="$VENV/bin/python"
+source scripts/venv.sh test
 
 echo "== ruff"
 "$PY" -m ruff check rapidws tests conformance benchmarks
