@@ -80,16 +80,13 @@ def _single(headers: Headers, name: str) -> str:
 def _check_upgrade(headers: Headers) -> None:
     """Require ``Upgrade: websocket`` and ``Connection: upgrade`` (case-insensitive)."""
     upgrade = headers.get_all("Upgrade")
-    if len(upgrade) == 1 and upgrade[0].lower() == "websocket":
-        pass  # what clients send, checked without the parser
-    else:
+    # What clients send is checked without the list parser.
+    if not (len(upgrade) == 1 and upgrade[0].lower() == "websocket"):
         upgrade = parse_all(headers, "Upgrade", parse_upgrade)
     if not any(protocol.lower() == "websocket" for protocol in upgrade):
         raise InvalidUpgrade("Upgrade", ", ".join(upgrade) if upgrade else None)
     connection = headers.get_all("Connection")
-    if len(connection) == 1 and connection[0].lower() == "upgrade":
-        pass
-    else:
+    if not (len(connection) == 1 and connection[0].lower() == "upgrade"):
         connection = parse_all(headers, "Connection", parse_connection)
     if not any(option.lower() == "upgrade" for option in connection):
         raise InvalidUpgrade("Connection", ", ".join(connection) if connection else None)
