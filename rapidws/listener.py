@@ -13,6 +13,7 @@ Oasis-style events are all here: ``on_open``, ``on_message``, ``on_error``
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -224,9 +225,8 @@ async def connect_listener(
 ) -> tuple[ListenerConnection, Listener]:
     """Open a client connection driven by ``factory()``; options as :func:`~rapidws.connect`."""
     listener = factory()
-
-    def make(handshake: ClientHandshake, **options: Any) -> ListenerConnection:
-        return ListenerConnection(listener, handshake, **options)
-
+    # A partial, not a closure: a compiled coroutine's closure would keep
+    # its locals (the connection among them) in a reference cycle.
+    make = functools.partial(ListenerConnection, listener)
     conn = await connect(uri, create_connection=make, **kwargs)  # type: ignore[arg-type]
     return conn, listener  # type: ignore[return-value]

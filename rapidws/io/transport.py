@@ -100,7 +100,7 @@ class BaseConnection(asyncio.Protocol):
         self._hs_parser: RequestParser | ResponseParser | None = None
         self._opened: asyncio.Future[None] = self.loop.create_future()
         self._lost: asyncio.Future[None] = self.loop.create_future()
-        self._closed_exc: ConnectionClosed | None = None
+        self._lost_cause: BaseException | None = None  # why the TCP connection is gone
         self._failure: ProtocolError | None = None
         self._paused_writing = False
         # Writes made while a batch of received bytes is processed, sent as one.
@@ -206,10 +206,8 @@ class BaseConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.engine is not None:
-            self.engine.receive_eof()
-        closed = self._closed_error()
-        closed.__cause__ = self._failure or exc
-        self._closed_exc = closed
+            self.engine.release()  # breaks the engine-connection cycle
+        self._lost_cause = self._failure or exc
         for handle in (self._open_timer, self._close_timer, self._keepalive_timer):
             if handle is not None:
                 handle.cancel()
@@ -219,11 +217,13 @@ class BaseConnection(asyncio.Protocol):
                 or InvalidMessage("connection closed during the opening handshake")
             )
             self._opened.exception()  # mark retrieved: connect() may not be waiting
-        for waiter, _ in self._pings.values():
-            if not waiter.done():
-                waiter.set_exception(closed)
-                waiter.exception()
-        self._pings.clear()
+        if self._pings:
+            closed = self._closed_error()
+            for waiter, _ in self._pings.values():
+                if not waiter.done():
+                    waiter.set_exception(closed)
+                    waiter.exception()
+            self._pings.clear()
         self._wake_drain_waiters()
         self._lost.set_result(None)
         self._lost_hook()
@@ -503,7 +503,7 @@ class BaseConnection(asyncio.Protocol):
     def _send_ping(self, data: bytes | None) -> asyncio.Future[float]:
         """Send a ping; the future resolves with the round-trip time."""
         engine = self.engine
-        if engine is None or engine.state != OPEN or self._closed_exc is not None:
+        if engine is None or engine.state != OPEN or self._lost.done():
             raise self._closed_error()
         if data is None:
             data = os.urandom(4)
@@ -551,16 +551,23 @@ class BaseConnection(asyncio.Protocol):
             self.fail(1011, "keepalive ping timeout")
 
     def _closed_error(self) -> ConnectionClosed:
-        if self._closed_exc is not None:
-            return self._closed_exc
+        """A new exception to raise on a closed connection.
+
+        Not cached: a raised exception holds its traceback, whose frames hold
+        the connection, which would make a reference cycle.
+        """
         engine = self.engine
         if engine is None:
-            return closed_exception(1006, "", None, None)
-        rcvd = engine.close_rcvd_code
-        sent = engine.close_sent_code
-        return closed_exception(
-            1006 if rcvd == -1 else rcvd,
-            engine.close_rcvd_reason,
-            None if sent == -1 else sent,
-            None if sent == -1 else engine.close_sent_reason,
-        )
+            closed = closed_exception(1006, "", None, None)
+        else:
+            rcvd = engine.close_rcvd_code
+            sent = engine.close_sent_code
+            closed = closed_exception(
+                1006 if rcvd == -1 else rcvd,
+                engine.close_rcvd_reason,
+                None if sent == -1 else sent,
+                None if sent == -1 else engine.close_sent_reason,
+            )
+        if self._lost.done():
+            closed.__cause__ = self._lost_cause
+        return closed

@@ -32,7 +32,7 @@ cdef bytes _UTF8_LOW, _UTF8_HIGH, _UTF8_NEXT, _ZERO_MASK
 )
 cdef int _utf8_check(bytes data, Py_ssize_t start, Py_ssize_t n, int state)
 
-cdef object _PACK_H, _PACK_Q, _UNPACK_H, _UNPACK_Q, _Utf8Decoder, _MASKS
+cdef object _PACK_H, _PACK_Q, _UNPACK_H, _UNPACK_Q, _Utf8Decoder, _MASKS, _DETACHED
 
 cdef class _MaskSource:
     cdef bytes _buf

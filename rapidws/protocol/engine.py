@@ -19,7 +19,7 @@ import codecs
 import os
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .. import _cython_shim as cython
@@ -216,6 +216,34 @@ class Sink(Protocol):
         """
 
 
+class _DetachedSink:
+    """The sink of a released engine: writes and events go nowhere."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def write_eof(self) -> None:
+        pass
+
+    def on_message(self, message: str | bytes) -> None:
+        pass
+
+    def on_ping(self, payload: bytes) -> None:
+        pass
+
+    def on_pong(self, payload: bytes) -> None:
+        pass
+
+    def on_close(self, code: int, reason: str) -> None:
+        pass
+
+    def on_fail(self, exc: ProtocolError) -> bool | None:
+        return None
+
+
+_DETACHED = _DetachedSink()
+
+
 class _MaskSource:
     """Masking keys drawn from ``os.urandom`` a batch at a time."""
 
@@ -324,7 +352,7 @@ class Engine:
         self._msg_opcode = 0  # TEXT or BINARY while a message is open, else 0
         self._msg_size = 0
         self._parts: list[bytes | str] = []
-        self._decoder = _Utf8Decoder()
+        self._decoder: Any = None  # an incremental UTF-8 decoder, made when needed
         # Sending.
         self._out_opcode = 0  # opcode of an outgoing fragmented message
         self._out_raw = False  # that message bypasses extensions
@@ -375,6 +403,21 @@ class Engine:
         self._pending = b""
         if self.state != CLOSED:
             self.state = CLOSED
+
+    def release(self) -> None:
+        """The connection is gone: call the sink no more and drop buffers.
+
+        The close codes and reasons stay readable.  Dropping the sink also
+        breaks the engine-sink reference cycle, so both are freed at once
+        rather than by the cyclic garbage collector.
+        """
+        self.receive_eof()
+        self._sink = _DETACHED
+        self._frame_buf = None
+        self._frame_left = -1
+        self._decoder = None
+        self._parts.clear()
+        self._ext_chunks.clear()
 
     def _parse_header(self, data: bytes, pos: int, end: int) -> int:
         """Parse a frame header at ``pos``; return the payload's start or -1."""
@@ -499,7 +542,8 @@ class Engine:
             self._frame_pos = 0
             if self._msg_opcode == OP_TEXT and not self._extensions:
                 # Carry on from bytes of a character the previous frame began.
-                pending = self._decoder.getstate()[0] if self._msg_size else b""
+                decoder = self._decoder
+                pending = decoder.getstate()[0] if self._msg_size and decoder is not None else b""
                 self._utf8_state = _utf8_check(pending, 0, len(pending), 0)
         pos = self._frame_pos
         _mask_into(buf, pos, data, start, n, self._mask or _ZERO_MASK, self._mask_offset)
@@ -550,6 +594,8 @@ class Engine:
 
     def _decode_text(self, chunk: bytes, final: bool) -> None:
         """Validate and decode a piece of a text message, failing fast."""
+        if self._decoder is None:
+            self._decoder = _Utf8Decoder()
         try:
             text = self._decoder.decode(chunk, final)
         except UnicodeDecodeError:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import rapidws
@@ -102,3 +106,73 @@ async def test_send_outside_a_read_goes_out_at_once() -> None:
         frame = await client.read_frame()
         assert frame is not None and frame.payload == b"unprompted"
         client.close()
+
+
+# -- freeing: a closed connection goes with its last reference ------------------
+
+
+@contextlib.contextmanager
+def cyclic_gc_off() -> Iterator[None]:
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+async def wait_freed(*refs: weakref.ref[Any]) -> None:
+    """Let the loop run until every referent is freed (bounded in iterations)."""
+    for _ in range(100):
+        if all(ref() is None for ref in refs):
+            return
+        await asyncio.sleep(0)
+    alive = [ref() for ref in refs if ref() is not None]
+    raise AssertionError(f"still alive without the cyclic GC: {alive}")
+
+
+class RecordingEcho(Listener):
+    def __init__(self, refs: list[weakref.ref[Any]]) -> None:
+        self.refs = refs
+
+    def on_open(self, conn: ListenerConnection) -> None:
+        self.refs.append(weakref.ref(conn))
+
+    def on_message(self, conn: ListenerConnection, opcode: int, data: str | bytes) -> None:
+        conn.send(data)
+
+
+async def test_closed_callback_connections_are_freed_without_the_cyclic_gc() -> None:
+    server_refs: list[weakref.ref[Any]] = []
+    async with serve_listener(lambda request: RecordingEcho(server_refs), "127.0.0.1", 0) as server:
+        with cyclic_gc_off():
+            conn, _ = await rapidws.connect_listener(Listener, f"ws://127.0.0.1:{port_of(server)}/")
+            conn.send("text")
+            conn.send(b"binary")
+            conn.close()
+            await conn.wait_closed()
+            client_ref = weakref.ref(conn)
+            del conn
+            await wait_freed(client_ref, *server_refs)
+    assert len(server_refs) == 1
+
+
+async def test_closed_async_connections_are_freed_without_the_cyclic_gc() -> None:
+    server_refs: list[weakref.ref[Any]] = []
+
+    async def handler(ws: rapidws.ServerConnection) -> None:
+        server_refs.append(weakref.ref(ws))
+        async for message in ws:
+            await ws.send(message)
+
+    async with rapidws.serve(handler, "127.0.0.1", 0) as server:
+        with cyclic_gc_off():
+            async with rapidws.connect(f"ws://127.0.0.1:{port_of(server)}/") as ws:
+                await ws.send("text")
+                assert await ws.recv() == "text"
+                await ws.send(b"binary")
+                assert await ws.recv() == b"binary"
+            client_ref = weakref.ref(ws)
+            del ws
+            await wait_freed(client_ref, *server_refs)
+    assert len(server_refs) == 1
