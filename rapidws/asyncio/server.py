@@ -11,6 +11,7 @@ from typing import Any
 
 from ..exceptions import InvalidMessage
 from ..io import network
+from ..io.deadlines import Deadlines
 from ..io.transport import BaseConnection
 from ..io.transport import logger as default_logger
 from ..protocol.engine import OPEN, SERVER
@@ -92,6 +93,8 @@ class Server:
         self._closed: asyncio.Future[None] | None = None
         self._idle: asyncio.Future[None] | None = None
         self._close_task: asyncio.Task[None] | None = None
+        #: The timers of every connection (handshake, closing, keepalive).
+        self.deadlines = Deadlines()
 
     def _register(self, connection: BaseConnection) -> None:
         self.connections.add(connection)
@@ -153,6 +156,7 @@ class Server:
             if self.server is not None:
                 await self.server.wait_closed()
         finally:
+            self.deadlines.close()
             self._closed.set_result(None)
 
     async def wait_closed(self) -> None:
@@ -246,6 +250,7 @@ class serve:
         self.fastnet = fastnet
         self.connection_class = create_connection or ServerConnection
         self.server = Server(logger)
+        self.options["deadlines"] = self.server.deadlines
 
     def _factory(self) -> ServerConnection:
         return self.connection_class(

@@ -14,7 +14,8 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 from ..exceptions import (
     ConnectionClosed,
@@ -29,6 +30,7 @@ from ..protocol.engine import CLIENT, CLOSED, OPEN, SERVER, Engine
 from ..protocol.extensions.base import Extension
 from ..protocol.handshake import Accept, Accepted, ClientHandshake, Redirect, ServerHandshake
 from ..protocol.http11 import Request, RequestParser, Response, ResponseParser
+from .deadlines import Deadlines
 
 __all__ = ["BaseConnection", "State"]
 
@@ -40,6 +42,12 @@ _WRITE_ALONE = 16384
 #: (above it, the copy costs more than the sends it saves, and large buffers
 #: come fresh from the OS, page faults included).
 _JOIN_UP_TO = 262144
+
+
+class Cancellable(Protocol):
+    """A pending timer: an :class:`asyncio.TimerHandle` or a :class:`~.deadlines.Deadline`."""
+
+    def cancel(self) -> None: ...
 
 
 class State:
@@ -75,8 +83,13 @@ class BaseConnection(asyncio.Protocol):
         ping_timeout: float | None = 20.0,
         max_fragment_size: int | None = None,
         max_handshake_size: int = 65536,
+        deadlines: Deadlines | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
+        # A server's connections share its timers; a lone connection uses the loop's.
+        self._call_later: Callable[[float, Callable[[], Any]], Cancellable] = (
+            self.loop.call_later if deadlines is None else deadlines.call_later
+        )
         self.max_size = max_size
         if isinstance(write_limit, int):
             self.write_high, self.write_low = write_limit, None
@@ -109,9 +122,9 @@ class BaseConnection(asyncio.Protocol):
         self._scatter_writes = False  # whether transport.writelines avoids a join
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
-        self._open_timer: asyncio.TimerHandle | None = None
-        self._close_timer: asyncio.TimerHandle | None = None
-        self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._open_timer: Cancellable | None = None
+        self._close_timer: Cancellable | None = None
+        self._keepalive_timer: Cancellable | None = None
 
     # ------------------------------------------------------------- properties
 
@@ -164,7 +177,7 @@ class BaseConnection(asyncio.Protocol):
         ).__module__.startswith("asyncio.")
         transport.set_write_buffer_limits(self.write_high, self.write_low)
         if self.open_timeout is not None:
-            self._open_timer = self.loop.call_later(self.open_timeout, self._open_timed_out)
+            self._open_timer = self._call_later(self.open_timeout, self._open_timed_out)
         if self.side == CLIENT:
             self.send_request()
 
@@ -411,7 +424,7 @@ class BaseConnection(asyncio.Protocol):
         if response_bytes:
             self.write(response_bytes)
         if self.ping_interval is not None:
-            self._keepalive_timer = self.loop.call_later(self.ping_interval, self._keepalive)
+            self._keepalive_timer = self._call_later(self.ping_interval, self._keepalive)
         self._opened.set_result(None)
         self._opened_hook()
         if rest:
@@ -452,7 +465,7 @@ class BaseConnection(asyncio.Protocol):
     def _start_close_timer(self) -> None:
         """Abort the TCP connection if the peer does not close it in time."""
         if self._close_timer is None and not self._lost.done() and self.close_timeout is not None:
-            self._close_timer = self.loop.call_later(self.close_timeout, self._abort)
+            self._close_timer = self._call_later(self.close_timeout, self._abort)
 
     def _abort(self) -> None:
         if self.transport is not None:
@@ -543,7 +556,7 @@ class BaseConnection(asyncio.Protocol):
         if self.ping_timeout is not None:
             self.loop.call_later(self.ping_timeout, self._keepalive_expired, waiter)
         assert self.ping_interval is not None
-        self._keepalive_timer = self.loop.call_later(self.ping_interval, self._keepalive)
+        self._keepalive_timer = self._call_later(self.ping_interval, self._keepalive)
 
     def _keepalive_expired(self, waiter: asyncio.Future[float]) -> None:
         if not waiter.done() and not self._lost.done():
