@@ -69,7 +69,7 @@ def accept_key(key: str) -> str:
 
 def _single(headers: Headers, name: str) -> str:
     """Return the only value of ``name``; raise InvalidHeader if absent or repeated."""
-    values = headers.get_all(name)
+    values = headers._values(name.lower())
     if not values:
         raise InvalidHeader(name)
     if len(values) > 1:
@@ -79,17 +79,17 @@ def _single(headers: Headers, name: str) -> str:
 
 def _check_upgrade(headers: Headers) -> None:
     """Require ``Upgrade: websocket`` and ``Connection: upgrade`` (case-insensitive)."""
-    upgrade = headers.get_all("Upgrade")
+    upgrade = headers._values("upgrade")
     # What clients send is checked without the list parser.
     if not (len(upgrade) == 1 and upgrade[0].lower() == "websocket"):
         upgrade = parse_all(headers, "Upgrade", parse_upgrade)
-    if not any(protocol.lower() == "websocket" for protocol in upgrade):
-        raise InvalidUpgrade("Upgrade", ", ".join(upgrade) if upgrade else None)
-    connection = headers.get_all("Connection")
+        if not any(protocol.lower() == "websocket" for protocol in upgrade):
+            raise InvalidUpgrade("Upgrade", ", ".join(upgrade) if upgrade else None)
+    connection = headers._values("connection")
     if not (len(connection) == 1 and connection[0].lower() == "upgrade"):
         connection = parse_all(headers, "Connection", parse_connection)
-    if not any(option.lower() == "upgrade" for option in connection):
-        raise InvalidUpgrade("Connection", ", ".join(connection) if connection else None)
+        if not any(option.lower() == "upgrade" for option in connection):
+            raise InvalidUpgrade("Connection", ", ".join(connection) if connection else None)
 
 
 # -- server --------------------------------------------------------------------
@@ -136,6 +136,8 @@ class ServerHandshake:
         self.subprotocols = list(subprotocols or ())
         build_subprotocol_list(self.subprotocols)  # ValueError if not tokens
         self.extensions = list(extensions or ())
+        if server_header is not None:
+            Headers()["Server"] = server_header  # ValueError if it cannot be sent
         self.server_header = server_header
         self.select_subprotocol = select_subprotocol
 
@@ -161,8 +163,8 @@ class ServerHandshake:
             raw_key = b""
         if len(raw_key) != 16:
             raise InvalidHeaderValue("Sec-WebSocket-Key", key)
-        versions = headers.get_all("Sec-WebSocket-Version")
-        if versions != ["13"]:
+        versions = headers._values("sec-websocket-version")
+        if len(versions) != 1 or versions[0] != "13":
             raise InvalidVersion("Sec-WebSocket-Version", ", ".join(versions) if versions else None)
 
         subprotocol = self._negotiate_subprotocol(headers)
@@ -173,12 +175,12 @@ class ServerHandshake:
         response_headers._add("Upgrade", "websocket")
         response_headers._add("Connection", "Upgrade")
         response_headers._add("Sec-WebSocket-Accept", accept_key(key))
-        if extension_headers:
-            response_headers["Sec-WebSocket-Extensions"] = build_extension(extension_headers)
+        if extension_headers:  # build_extension sends tokens only
+            response_headers._add("Sec-WebSocket-Extensions", build_extension(extension_headers))
         if subprotocol is not None:
             response_headers._add("Sec-WebSocket-Protocol", subprotocol)
         if self.server_header is not None:
-            response_headers["Server"] = self.server_header
+            response_headers._add("Server", self.server_header)
         response = Response(101, "Switching Protocols", response_headers)
         return Accept(response, subprotocol, extensions)
 

@@ -87,6 +87,20 @@ class Headers:
         self._dict.setdefault(name.lower(), []).append(value)
         self._list.append((name, value))
 
+    def _add_pairs(self, pairs: list[tuple[str, str]]) -> None:
+        """Append parsed ``(name, value)`` pairs; values lose their surrounding OWS."""
+        by_name = self._dict
+        ordered = self._list
+        for name, value in pairs:
+            value = value.strip(" \t")
+            key = name.lower()
+            values = by_name.get(key)
+            if values is None:
+                by_name[key] = [value]
+            else:
+                values.append(value)
+            ordered.append((name, value))
+
     def __delitem__(self, name: str) -> None:
         key = name.lower()
         del self._dict[key]
@@ -121,6 +135,10 @@ class Headers:
     def get_all(self, name: str) -> list[str]:
         """Return every value of ``name`` in order (an empty list if absent)."""
         return list(self._dict.get(name.lower(), ()))
+
+    def _values(self, key: str) -> Sequence[str]:
+        """Every value of ``key`` (a lower-case name), not copied: do not modify."""
+        return self._dict.get(key, ())
 
     def items(self) -> list[tuple[str, str]]:
         """Return every ``(name, value)`` pair, with original case, in order."""
@@ -284,4 +302,4 @@ def parse_all(headers: Headers, name: str, parse: Callable[[str], list[T]]) -> l
 
     E.g. ``parse_all(request.headers, "Sec-WebSocket-Extensions", parse_extension)``.
     """
-    return [item for value in headers.get_all(name) for item in parse(value)]
+    return [item for value in headers._values(name.lower()) for item in parse(value)]

@@ -118,10 +118,15 @@ class _HeadScanner:
         self._pos = 0  # end of the complete lines checked so far
         self._searched = 0  # no LF before this offset past _pos
         self._count = 0  # complete non-empty lines
-        self._head: tuple[list[bytes], int] | None = None
+        self._head: tuple[bytes, int] | None = None
 
-    def scan(self, buf: bytes | bytearray) -> tuple[list[bytes], int] | None:
-        """Return the head's lines (without CRLF) and size, or None if incomplete."""
+    def scan(self, buf: bytes | bytearray) -> tuple[bytes, int] | None:
+        """Return the head (without its final CRLF CRLF) and size, or None if incomplete."""
+        if self._pos == 0 and self._head is None:
+            head = self._scan_whole(buf)
+            if head is not None:
+                self._head = head
+                self._pos = head[1]
         while self._head is None:
             end = buf.find(b"\n", max(self._pos, self._searched))
             if end == -1:
@@ -142,31 +147,64 @@ class _HeadScanner:
             if empty:
                 if self._count == 0:
                     raise _invalid("empty line instead of a start line")
-                self._head = bytes(buf[: self._pos - 4]).split(b"\r\n"), self._pos
+                self._head = bytes(buf[: self._pos - 4]), self._pos
             else:
                 self._count += 1
                 if self._count > self.max_headers + 1:
                     raise SecurityError("too many headers")
         return self._head
 
+    def _scan_whole(self, buf: bytes | bytearray) -> tuple[bytes, int] | None:
+        """The usual case, a whole head in the first read, checked in a few C passes.
+
+        Return ``None`` when the head is not all there or breaks a rule: the
+        line-by-line scan then finds out which (and reports it).
+        """
+        end = buf.find(b"\r\n\r\n")
+        if end <= 0 or buf.startswith(b"\r\n"):
+            return None
+        size = end + 4
+        if size > self.max_header_bytes:
+            return None
+        crlf = buf.count(b"\r\n", 0, size)
+        if buf.count(b"\n", 0, size) != crlf or crlf > self.max_headers + 2:
+            return None  # a bare LF, or too many lines
+        head = bytes(buf[:end])
+        if size > self.max_line:
+            longest = 0
+            for line in head.split(b"\r\n"):
+                if len(line) > longest:
+                    longest = len(line)
+            if longest > self.max_line:
+                return None
+        return head, size
+
     def _line_too_long(self) -> InvalidHandshake:
         return self.start_too_long() if self._count == 0 else SecurityError("header line too long")
 
 
 #: A whole header line: a token name, a colon, a value of field-value characters.
-_header_line_re = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+):([\t\x20-\x7e\x80-\xff]*)")
+_HEADER_LINE = r"([-!#$%&'*+.^_`|~0-9A-Za-z]+):([\t\x20-\x7e\x80-\xff]*)"
+_header_line_re = re.compile(_HEADER_LINE.encode())
+#: The header lines of a head, decoded as ISO-8859-1 and joined by CRLF.
+_header_block_re = re.compile(f"{_HEADER_LINE}(?:\r\n{_HEADER_LINE})*")
+_header_pair_re = re.compile(_HEADER_LINE)
 
 
-def _parse_headers(lines: list[bytes]) -> Headers:
+def _parse_headers(block: bytes) -> Headers:
+    """Parse the header lines of a head (CRLF-separated, without the final CRLF)."""
     headers = Headers()
-    match = _header_line_re.fullmatch
-    for line in lines:
-        parsed = match(line)
-        if parsed is None:
-            raise _header_line_error(line)
-        headers._add(
-            parsed.group(1).decode("ascii"), parsed.group(2).strip(b" \t").decode("iso-8859-1")
-        )
+    if not block:
+        return headers
+    # Decoded once (ISO-8859-1 maps each byte to one character), checked
+    # whole by one regex, then split into pairs by another.
+    text = block.decode("iso-8859-1")
+    if _header_block_re.fullmatch(text) is None:
+        for line in block.split(b"\r\n"):
+            if _header_line_re.fullmatch(line) is None:
+                raise _header_line_error(line)
+        raise _invalid("invalid header block")  # not reached: some line is invalid
+    headers._add_pairs(_header_pair_re.findall(text))
     return headers
 
 
@@ -216,10 +254,11 @@ class RequestParser:
         head = self._scanner.scan(buf)
         if head is None:
             return None
-        lines, consumed = head
-        parts = lines[0].split(b" ")
+        head_bytes, consumed = head
+        start, _, block = head_bytes.partition(b"\r\n")
+        parts = start.split(b" ")
         if len(parts) != 3:
-            raise _invalid(f"invalid request line: {_show(lines[0])}")
+            raise _invalid(f"invalid request line: {_show(start)}")
         method, target, version = parts
         if version != b"HTTP/1.1":
             if _version_re.fullmatch(version):
@@ -229,7 +268,7 @@ class RequestParser:
             raise _invalid(f"invalid method: {_show(method)}")
         if not _target_re.fullmatch(target):
             raise _invalid(f"invalid request target: {_show(target)}")
-        headers = _parse_headers(lines[1:])
+        headers = _parse_headers(block)
         if "Transfer-Encoding" in headers:
             raise _invalid("request body not supported (Transfer-Encoding)")
         if _content_length(headers):
@@ -264,17 +303,18 @@ class ResponseParser:
         head = self._scanner.scan(buf)
         if head is None:
             return None
-        lines, consumed = head
-        match = _status_re.fullmatch(lines[0])
+        head_bytes, consumed = head
+        start, _, block = head_bytes.partition(b"\r\n")
+        match = _status_re.fullmatch(start)
         if match is None:
-            raise _invalid(f"invalid status line: {_show(lines[0])}")
+            raise _invalid(f"invalid status line: {_show(start)}")
         version, code, reason = match.groups()
         if version != b"HTTP/1.1":
             raise _invalid(f"unsupported HTTP version: {version.decode()}")
         status_code = int(code)
         if not 100 <= status_code <= 599:
             raise _invalid(f"invalid status code: {status_code}")
-        headers = _parse_headers(lines[1:])
+        headers = _parse_headers(block)
         body = b""
         if status_code >= 200 and status_code not in (204, 304):
             length = None if "Transfer-Encoding" in headers else _content_length(headers)

@@ -472,3 +472,34 @@ def test_request_parser_header_block_limit() -> None:
 def test_request_parser_bare_lf_fails_early() -> None:
     with pytest.raises(InvalidMessage, match="bare LF"):
         feed(RequestParser(), b"GET / HTTP/1.1\nHost: a")
+
+
+VALID_HEADER_BLOCKS = [
+    (b"Host: a",),
+    (b"Host:a", b"X-Empty:", b"X-Spaces: \t v \t ", b"X-Inner: a  b\tc"),
+    (b"X-Latin: caf\xe9 \xff", b"x-latin: second", b"X-LATIN:third"),
+    (b"!#$%&'*+-.^_`|~09azAZ: token characters",),
+    tuple(b"X-%d: %d" % (i, i) for i in range(128)),  # exactly max_headers
+]
+
+
+@pytest.mark.parametrize("lines", VALID_HEADER_BLOCKS)
+def test_whole_and_byte_by_byte_heads_parse_the_same(lines: tuple[bytes, ...]) -> None:
+    data = request_with(*lines)
+    whole = parse_request(data)  # one read: the whole-head path
+    dripped = feed(RequestParser(), data, 1)[-1]  # byte by byte: the line-by-line path
+    assert whole is not None and whole == dripped
+    request, consumed = whole
+    assert consumed == len(data)
+    expected = [line.partition(b":") for line in lines]
+    assert request.headers.items() == [
+        (name.decode(), value.strip(b" \t").decode("iso-8859-1")) for name, _, value in expected
+    ]
+
+
+def test_repeated_headers_keep_their_order_and_case() -> None:
+    result = parse_request(request_with(b"X-A: 1", b"x-a: 2", b"Y: 3", b"X-a: 4"))
+    assert result is not None
+    headers = result[0].headers
+    assert headers.get_all("X-A") == ["1", "2", "4"]
+    assert [name for name, _ in headers.items()] == ["X-A", "x-a", "Y", "X-a"]
