@@ -320,12 +320,21 @@ class BaseConnection(asyncio.Protocol):
                 transport.write(piece)
 
     def write_eof(self) -> None:
-        """Half-close after the closing handshake; the peer closes TCP next."""
+        """Server side, the closing handshake is over: close TCP first (RFC 6455 7.1.1).
+
+        After a clean closing handshake the peer sends nothing more, so the
+        socket is closed once what was written has gone.  After a failure
+        the peer may still be sending: half-close instead, and read (and
+        drop) until it closes, so that no reset discards the close frame.
+        Either way the close timer aborts a peer that does not let go.
+        """
         self._flush()
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if transport.can_write_eof():
+        engine = self.engine
+        clean = engine is not None and engine.failure is None and engine.close_rcvd_code != -1
+        if not clean and transport.can_write_eof():
             transport.write_eof()
         else:
             transport.close()

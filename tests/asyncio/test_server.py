@@ -219,17 +219,34 @@ async def test_bad_frame_gets_close_code_and_server_keeps_serving(
         await assert_still_serving(uri)
 
 
-async def test_client_that_never_closes_tcp_is_aborted() -> None:
-    async with running_server(close_timeout=0.2) as (server, _):
+async def test_after_a_clean_close_the_server_closes_tcp_without_waiting() -> None:
+    async with running_server(close_timeout=60) as (server, _):
         raw, _ = await RawClient.open(port_of(server))
+        conn = next(iter(server.connections))
         raw.send_frame(Opcode.CLOSE, b"\x03\xe8")
         close = await raw.read_close()
         assert close.code == 1000
-        # We never close our side; the server half-closed and then gives up.
-        await raw.read_eof()
-        conn = next(iter(server.connections), None)
-        if conn is not None:
-            await conn.wait_closed()
+        assert await raw.read_eof() == b""
+        # We never close our side: the server does not wait for it (nor for
+        # close_timeout), since after its close frame the client sends nothing.
+        await asyncio.wait_for(conn.wait_closed(), 10)
+        assert conn.close_code == 1000
+        raw.close()
+
+
+async def test_after_a_failure_the_server_half_closes_and_aborts_a_client_that_stays() -> None:
+    async with running_server(close_timeout=0.2) as (server, _):
+        raw, _ = await RawClient.open(port_of(server))
+        conn = next(iter(server.connections))
+        raw.send_frame(3, b"reserved opcode")
+        close = await raw.read_close()
+        assert close.code == 1002
+        assert await raw.read_eof() == b""  # the server's FIN: a half-close
+        raw.send_frame(Opcode.BINARY, b"still sending")  # read and dropped, no reset
+        await raw.writer.drain()
+        # We never close our side; after close_timeout the server gives up.
+        await conn.wait_closed()
+        assert conn.close_code == 1006
         raw.close()
 
 
