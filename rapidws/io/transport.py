@@ -68,6 +68,46 @@ class BaseConnection(asyncio.Protocol):
     ``_opened_hook`` / ``_lost_hook`` notifications.
     """
 
+    # Slots for this layer's attributes: they are more than CPython's
+    # key-sharing instance dicts hold (30), which would cost each connection
+    # a dict of its own.  Subclasses keep a ``__dict__`` for theirs.
+    __slots__ = (
+        "_call_later",
+        "_close_timer",
+        "_defer_flush",
+        "_drain_waiters",
+        "_failure",
+        "_hs_buf",
+        "_hs_parser",
+        "_keepalive_timer",
+        "_lost",
+        "_lost_cause",
+        "_open_timer",
+        "_opened",
+        "_paused_writing",
+        "_pings",
+        "_scatter_writes",
+        "_wbuf",
+        "close_timeout",
+        "engine",
+        "extensions",
+        "handshake_exc",
+        "latency",
+        "loop",
+        "max_fragment_size",
+        "max_handshake_size",
+        "max_size",
+        "open_timeout",
+        "ping_interval",
+        "ping_timeout",
+        "request",
+        "response",
+        "subprotocol",
+        "transport",
+        "write_high",
+        "write_low",
+    )
+
     side: int = SERVER
     #: The opening handshake: a ServerHandshake or a ClientHandshake.
     handshake: ServerHandshake | ClientHandshake | None = None

@@ -176,3 +176,15 @@ async def test_closed_async_connections_are_freed_without_the_cyclic_gc() -> Non
             del ws
             await wait_freed(client_ref, *server_refs)
     assert len(server_refs) == 1
+
+
+async def test_the_transport_layer_keeps_its_attributes_in_slots() -> None:
+    """More than 30 attributes would cost each connection a dict of its own."""
+    from rapidws.io.transport import BaseConnection
+
+    class Bare(BaseConnection):
+        __slots__ = ()
+
+    conn = Bare()  # every attribute __init__ sets must have a slot
+    assert not hasattr(conn, "__dict__")
+    assert conn.state == rapidws.State.CONNECTING
