@@ -14,8 +14,25 @@ import asyncio
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+if TYPE_CHECKING:
+    from .. import _cython_shim as cython
+
+    PyBUF_WRITE: int
+    PyBytes_AS_STRING: Callable[[bytes], Any]
+    PyBytes_FromStringAndSize: Callable[[None, int], bytes]
+    PyMemoryView_FromMemory: Callable[[Any, int, int], memoryview]
+else:
+    try:
+        import cython
+        from cython.cimports.cpython.buffer import PyBUF_WRITE
+        from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize
+        from cython.cimports.cpython.memoryview import PyMemoryView_FromMemory
+    except (ImportError, AttributeError):
+        from .. import _cython_shim as cython
 
 from ..exceptions import (
     ConnectionClosed,
@@ -43,6 +60,50 @@ _WRITE_ALONE = 16384
 #: come fresh from the OS, page faults included).
 _JOIN_UP_TO = 262144
 
+#: Size of the read buffer, as much as asyncio reads at once.
+_READ_SIZE = 262144
+
+
+class _ReadBuffer:
+    """The read buffer that connections share, one read at a time.
+
+    Reads are handled as they arrive, so one buffer serves every connection
+    of a thread: nothing is allocated per read, and idle connections hold
+    no buffer.  In the compiled build it is a ``bytes`` object written
+    through a memoryview and lent to the engine, which parses and unmasks
+    straight out of it; the pure build copies each read out first.  A read
+    that comes while a previous one is still being handled (a callback
+    closing a TLS connection may flush pending input), or in another
+    thread, gets a buffer of its own.
+    """
+
+    def __init__(self) -> None:
+        self.owner = -1  # the thread that uses the shared buffer
+        self.busy = False  # a read in it is being handled
+        self.data: Any
+        self.view: memoryview
+        if cython.compiled:
+            self.data = PyBytes_FromStringAndSize(cython.NULL, _READ_SIZE)
+            self.view = PyMemoryView_FromMemory(
+                PyBytes_AS_STRING(self.data), _READ_SIZE, PyBUF_WRITE
+            )
+        else:
+            self.data = bytearray(_READ_SIZE)
+            self.view = memoryview(self.data)
+
+    def available(self) -> bool:
+        if self.busy:
+            return False
+        thread = threading.get_ident()
+        if self.owner != thread:
+            if self.owner != -1:
+                return False
+            self.owner = thread
+        return True
+
+
+_READ_BUFFER = _ReadBuffer()
+
 
 class Cancellable(Protocol):
     """A pending timer: an :class:`asyncio.TimerHandle` or a :class:`~.deadlines.Deadline`."""
@@ -59,7 +120,7 @@ class State:
     CLOSED = 3
 
 
-class BaseConnection(asyncio.Protocol):
+class BaseConnection(asyncio.BufferedProtocol):
     """An asyncio protocol that runs one WebSocket connection.
 
     Subclasses set :attr:`handshake` and :attr:`side`, implement the sink
@@ -86,6 +147,7 @@ class BaseConnection(asyncio.Protocol):
         "_opened",
         "_paused_writing",
         "_pings",
+        "_private_buf",
         "_scatter_writes",
         "_wbuf",
         "close_timeout",
@@ -158,6 +220,8 @@ class BaseConnection(asyncio.Protocol):
         self._paused_writing = False
         # Writes made while a batch of received bytes is processed, sent as one.
         self._wbuf: list[bytes] | None = None
+        # A buffer of this connection's own, lent for a read the shared one could not take.
+        self._private_buf: bytearray | None = None
         self._defer_flush = False
         self._scatter_writes = False  # whether transport.writelines avoids a join
         self._drain_waiters: list[asyncio.Future[None]] = []
@@ -221,16 +285,49 @@ class BaseConnection(asyncio.Protocol):
         if self.side == CLIENT:
             self.send_request()
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if _READ_BUFFER.available():
+            self._private_buf = None
+            return _READ_BUFFER.view
+        self._private_buf = bytearray(65536)
+        return memoryview(self._private_buf)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        private = self._private_buf
+        if private is not None:
+            self._private_buf = None
+            self._received(bytes(memoryview(private)[:nbytes]), nbytes, False)
+            return
+        _READ_BUFFER.busy = True
+        try:
+            if cython.compiled:
+                self._received(_READ_BUFFER.data, nbytes, True)
+            else:
+                self._received(bytes(_READ_BUFFER.view[:nbytes]), nbytes, False)
+        finally:
+            _READ_BUFFER.busy = False
+
     def data_received(self, data: bytes) -> None:
+        """Bytes from a transport that does not use :meth:`get_buffer`."""
+        self._received(data, len(data), False)
+
+    def _received(self, data: bytes, end: int, borrowed: bool) -> None:
+        """Handle ``data[:end]``; ``borrowed``: it is only valid during this call."""
         engine = self.engine
         if engine is not None:
             if self._wbuf is not None:  # a flush is already scheduled
-                engine.receive_data(data)
+                if borrowed:
+                    engine.receive_borrowed(data, end)
+                else:
+                    engine.receive_data(data)
                 return
             # Cork: the replies to everything in ``data`` (echoes from
             # callbacks, pongs, the close frame) leave in one write.
             self._wbuf = []
-            engine.receive_data(data)
+            if borrowed:
+                engine.receive_borrowed(data, end)
+            else:
+                engine.receive_data(data)
             if self._defer_flush:
                 # A task was woken: it runs in this loop iteration, before
                 # the flush, so what it sends joins the same write.
@@ -241,7 +338,7 @@ class BaseConnection(asyncio.Protocol):
             return
         if self._opened.done():
             return  # the handshake failed; ignore what follows
-        self._hs_buf += data
+        self._hs_buf += memoryview(data)[:end]
         try:
             if self.side == SERVER:
                 self._server_handshake_data()

@@ -53,6 +53,7 @@ cdef class Engine:
     cdef public list _extensions
     cdef public int _rsv_allowed
     cdef public bytes _pending
+    cdef public bint _borrowed
     cdef public long long _frame_left
     cdef public int _opcode
     cdef public bint _fin
@@ -72,6 +73,8 @@ cdef class Engine:
     cdef public str close_sent_reason
     cdef public object failure
 
+    @cython.locals(pos=Py_ssize_t, take=Py_ssize_t)
+    cdef _receive(self, bytes data, Py_ssize_t end)
     cdef Py_ssize_t _parse_header(self, bytes data, Py_ssize_t pos, Py_ssize_t end) except -2
     cdef public object _frame_buf
     cdef public Py_ssize_t _frame_pos

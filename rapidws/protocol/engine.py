@@ -284,6 +284,7 @@ class Engine:
     """
 
     __slots__ = (
+        "_borrowed",
         "_decoder",
         "_ext_chunks",
         "_extensions",
@@ -338,6 +339,7 @@ class Engine:
         self._rsv_allowed = rsv_allowed
         # Parser state.
         self._pending = b""  # an incomplete header
+        self._borrowed = False  # the data being parsed is a lent buffer
         self._frame_left = -1  # payload bytes still to come; -1: between frames
         self._opcode = 0
         self._fin = True
@@ -367,15 +369,30 @@ class Engine:
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes received from the peer."""
-        if self.state == CLOSED or self.failure is not None:
-            return  # RFC 6455 5.5.1: nothing counts after the peer's close
         if type(data) is not bytes:
             data = bytes(data)
+        self._receive(data, len(data))
+
+    def receive_borrowed(self, data: bytes, end: int) -> None:
+        """Feed ``data[:end]``, a read buffer lent for this call only.
+
+        Nothing keeps a reference to ``data``: what outlives the call
+        (message payloads, an incomplete header) is copied out of it.
+        """
+        self._borrowed = True
+        try:
+            self._receive(data, end)
+        finally:
+            self._borrowed = False
+
+    def _receive(self, data: bytes, end: int) -> None:
+        if self.state == CLOSED or self.failure is not None:
+            return  # RFC 6455 5.5.1: nothing counts after the peer's close
         if self._pending:
-            data = self._pending + data
+            data = self._pending + data[:end]
+            end = len(data)
             self._pending = b""
         pos = 0
-        end = len(data)
         try:
             while pos < end:
                 if self._frame_left < 0:
@@ -508,7 +525,7 @@ class Engine:
             offset = self._mask_offset
             self._mask_offset = (offset + n) & 3
             chunk = _mask(data, start, n, self._mask, offset)
-        elif n == len(data):
+        elif n == len(data) and not self._borrowed:
             chunk = data
         else:
             chunk = data[start : start + n]

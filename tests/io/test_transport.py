@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import threading
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -21,18 +22,18 @@ COUNT = 50
 def count_calls(conn: Any, counts: dict[str, int]) -> None:
     """Count the server connection's reads and its transport's writes."""
     transport = conn.transport
-    write, data_received = transport.write, conn.data_received
+    write, buffer_updated = transport.write, conn.buffer_updated
 
     def counted_write(data: bytes) -> None:
         counts["writes"] += 1
         write(data)
 
-    def counted_data_received(data: bytes) -> None:
+    def counted_buffer_updated(nbytes: int) -> None:
         counts["reads"] += 1
-        data_received(data)
+        buffer_updated(nbytes)
 
     transport.write = counted_write
-    conn.data_received = counted_data_received
+    conn.buffer_updated = counted_buffer_updated
 
 
 async def send_batch_and_read_echoes(port: int, close: bool = False) -> list[Frame]:
@@ -188,3 +189,110 @@ async def test_the_transport_layer_keeps_its_attributes_in_slots() -> None:
     conn = Bare()  # every attribute __init__ sets must have a slot
     assert not hasattr(conn, "__dict__")
     assert conn.state == rapidws.State.CONNECTING
+
+
+# -- the shared read buffer -----------------------------------------------------
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[bytes] = []
+
+    def write(self, data: Any) -> None:
+        self.written.append(bytes(data))
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.written.extend(bytes(data) for data in list_of_data)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+def feed(conn: ListenerConnection, data: bytes) -> None:
+    """Deliver ``data`` as one read, the way asyncio does for a BufferedProtocol."""
+    buf = conn.get_buffer(-1)
+    assert len(buf) >= len(data)
+    buf[: len(data)] = data
+    conn.buffer_updated(len(data))
+
+
+def open_fake(listener: Listener) -> tuple[ListenerConnection, FakeTransport]:
+    from rapidws.protocol.handshake import ServerHandshake
+
+    from ..asyncio.helpers import REQUEST
+
+    conn = ListenerConnection(listener, ServerHandshake(), ping_interval=None)
+    transport = FakeTransport()
+    conn.connection_made(transport)
+    feed(conn, REQUEST)
+    assert transport.written[0].startswith(b"HTTP/1.1 101")
+    return conn, transport
+
+
+def masked(payload: bytes) -> bytes:
+    return Frame(Opcode.BINARY, payload).serialize(mask=True)
+
+
+class Collect(Listener):
+    def __init__(self) -> None:
+        self.messages: list[str | bytes] = []
+
+    def on_message(self, conn: ListenerConnection, opcode: int, data: str | bytes) -> None:
+        self.messages.append(data)
+
+
+async def test_messages_do_not_alias_the_shared_read_buffer() -> None:
+    listener = Collect()
+    conn, _ = open_fake(listener)
+    payloads = [bytes([i]) * size for i, size in enumerate([1, 125, 126, 70_000, 200_000])]
+    for payload in payloads:
+        data = masked(payload)
+        for start in range(0, len(data), 100_000):  # large frames over several reads
+            feed(conn, data[start : start + 100_000])
+    feed(conn, masked(b"\xff" * 250_000))  # overwrites the whole buffer
+    assert listener.messages[: len(payloads)] == payloads
+
+
+async def test_a_read_during_another_reads_handling_gets_its_own_buffer() -> None:
+    inner = Collect()
+    other, _ = open_fake(inner)
+    views: list[memoryview] = []
+
+    class FeedOther(Collect):
+        def on_message(self, conn: ListenerConnection, opcode: int, data: str | bytes) -> None:
+            super().on_message(conn, opcode, data)
+            if len(self.messages) == 1:
+                # E.g. a callback closing a TLS connection makes it read pending input.
+                views.append(other.get_buffer(-1))
+                feed(other, masked(b"B" * 1000))
+
+    outer = FeedOther()
+    conn, _ = open_fake(outer)
+    feed(conn, masked(b"A" * 1000) + masked(b"C" * 1000))  # two messages in one read
+    assert outer.messages == [b"A" * 1000, b"C" * 1000]  # the second was not overwritten
+    assert inner.messages == [b"B" * 1000]
+    assert views[0].obj is not conn.get_buffer(-1).obj
+
+
+async def test_another_thread_gets_its_own_buffer() -> None:
+    conn, _ = open_fake(Collect())
+    shared = conn.get_buffer(-1)
+    seen: list[memoryview] = []
+    thread = threading.Thread(target=lambda: seen.append(conn.get_buffer(-1)))
+    thread.start()
+    thread.join()
+    assert seen[0].obj is not shared.obj
+    assert conn.get_buffer(-1).obj is shared.obj
+
+
+async def test_idle_connections_hold_no_read_buffer() -> None:
+    first, _ = open_fake(Collect())
+    second, _ = open_fake(Collect())
+    assert first.get_buffer(-1).obj is second.get_buffer(-1).obj
