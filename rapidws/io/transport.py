@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -105,6 +106,47 @@ class _ReadBuffer:
 _READ_BUFFER = _ReadBuffer()
 
 
+class _Flusher:
+    """Flushes, in one callback per loop iteration, the connections that wait on a reply.
+
+    When received messages wake a handler, the connection's writes stay
+    corked until the handler has had its step, so that its replies join
+    the same write.  Every connection of a loop in that state is flushed
+    by the same scheduled callback instead of one callback each.
+    """
+
+    __slots__ = ("_loop", "_pending", "_scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._pending: list[BaseConnection] = []
+        self._scheduled = False
+
+    def add(self, conn: BaseConnection) -> None:
+        self._pending.append(conn)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._run)
+
+    def _run(self) -> None:
+        self._scheduled = False
+        pending, self._pending = self._pending, []
+        for conn in pending:
+            conn._flush()
+
+
+_FLUSHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
+    flusher = _FLUSHERS.get(loop)
+    if flusher is None:
+        flusher = _FLUSHERS[loop] = _Flusher(loop)
+    return flusher
+
+
 class Cancellable(Protocol):
     """A pending timer: an :class:`asyncio.TimerHandle` or a :class:`~.deadlines.Deadline`."""
 
@@ -138,6 +180,7 @@ class BaseConnection(asyncio.BufferedProtocol):
         "_defer_flush",
         "_drain_waiters",
         "_failure",
+        "_flusher",
         "_hs_buf",
         "_hs_parser",
         "_keepalive_timer",
@@ -223,6 +266,7 @@ class BaseConnection(asyncio.BufferedProtocol):
         # A buffer of this connection's own, lent for a read the shared one could not take.
         self._private_buf: bytearray | None = None
         self._defer_flush = False
+        self._flusher: _Flusher | None = None  # this loop's, once a handler needs it
         self._scatter_writes = False  # whether transport.writelines avoids a join
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
@@ -332,7 +376,10 @@ class BaseConnection(asyncio.BufferedProtocol):
                 # A task was woken: it runs in this loop iteration, before
                 # the flush, so what it sends joins the same write.
                 self._defer_flush = False
-                self.loop.call_soon(self._flush)
+                flusher = self._flusher
+                if flusher is None:
+                    flusher = self._flusher = _flusher(self.loop)
+                flusher.add(self)
             else:
                 self._flush()
             return

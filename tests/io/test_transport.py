@@ -296,3 +296,16 @@ async def test_idle_connections_hold_no_read_buffer() -> None:
     first, _ = open_fake(Collect())
     second, _ = open_fake(Collect())
     assert first.get_buffer(-1).obj is second.get_buffer(-1).obj
+
+
+async def test_async_replies_on_many_connections_woken_together_all_leave() -> None:
+    async def handler(ws: rapidws.ServerConnection) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async with rapidws.serve(handler, "127.0.0.1", 0) as server:
+        results = await asyncio.gather(
+            *(send_batch_and_read_echoes(port_of(server)) for _ in range(20))
+        )
+    for frames in results:
+        assert [f.payload for f in frames] == [i.to_bytes(2, "big") for i in range(COUNT)]
