@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .protocol.frames import Close
     from .protocol.http11 import Response
 
 __all__ = [
@@ -75,6 +76,20 @@ class ConnectionClosed(WebSocketException):
     @property
     def rcvd_code(self) -> int:
         return self.code
+
+    @property
+    def rcvd(self) -> Close | None:
+        """The close frame received, as in ``websockets`` (``None`` if none came)."""
+        from .protocol.frames import Close
+
+        return None if self.code == 1006 else Close(self.code, self.reason)
+
+    @property
+    def sent(self) -> Close | None:
+        """The close frame sent, as in ``websockets`` (``None`` if none went)."""
+        from .protocol.frames import Close
+
+        return None if self.sent_code is None else Close(self.sent_code, self.sent_reason or "")
 
 
 class ConnectionClosedOK(ConnectionClosed):

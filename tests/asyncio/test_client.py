@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import ssl
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 import trustme
@@ -16,7 +18,7 @@ from rapidws.protocol.frames import Close, Frame, Opcode
 from rapidws.protocol.handshake import accept_key
 from rapidws.protocol.http11 import RequestParser
 
-from .helpers import running_server
+from .helpers import echo, running_server
 
 Respond = Callable[[str], bytes]  # Sec-WebSocket-Key -> bytes to answer with
 
@@ -195,6 +197,48 @@ async def test_wss_with_a_trusted_ca(ca: trustme.CA) -> None:
             assert await ws.recv() == "secure"
             assert ws.transport is not None
             assert ws.transport.get_extra_info("ssl_object") is not None
+
+
+async def test_wss_echoes_small_and_large_messages_both_apis(ca: trustme.CA) -> None:
+    """TLS delivers reads through the shared read buffer too, many frames at a time."""
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+
+    class Echo(rapidws.Listener):
+        def on_message(self, conn: Any, opcode: int, data: str | bytes) -> None:
+            conn.send(data)
+            if data == "close":
+                conn.close(4000, "asked")  # a TLS close inside the read's handling
+
+    sizes = [0, 1, 125, 70_000, 1_000_000]
+    async with (
+        rapidws.serve(echo, "127.0.0.1", 0, ssl=server_context, max_size=None) as server1,
+        rapidws.serve_listener(
+            lambda request: Echo(), "127.0.0.1", 0, ssl=server_context, max_size=None
+        ) as server2,
+    ):
+        for server in (server1, server2):
+            port = next(iter(server.sockets)).getsockname()[1]
+            async with rapidws.connect(
+                f"wss://127.0.0.1:{port}/",
+                ssl=client_context,
+                server_hostname="localhost",
+                max_size=None,
+            ) as ws:
+                payloads = [os.urandom(size) for size in sizes] + ["text" * 1000] * 50
+                for payload in payloads:  # all in flight at once
+                    await ws.send(payload)
+                for payload in payloads:
+                    assert await ws.recv() == payload
+                if server is server2:
+                    await ws.send("close")
+                    assert await ws.recv() == "close"
+                    with pytest.raises(rapidws.ConnectionClosed) as exc_info:
+                        await ws.recv()
+                    assert exc_info.value.rcvd is not None
+                    assert exc_info.value.rcvd.code == 4000
 
 
 async def test_wss_rejects_an_untrusted_certificate(ca: trustme.CA) -> None:

@@ -195,3 +195,14 @@ async def test_messages_before_a_bad_frame_are_read_and_answered_first() -> None
         assert [f.payload for f in replies if f is not None] == [b"one", b"two"]
         assert (await raw.read_close()).code == 1002
         raw.close()
+
+
+def test_connection_closed_has_websockets_rcvd_and_sent() -> None:
+    from rapidws.protocol.frames import Close
+
+    exc = rapidws.ConnectionClosedError(1011, "boom", 1000, "bye")
+    assert exc.rcvd == Close(1011, "boom")
+    assert exc.sent == Close(1000, "bye")
+    assert exc.rcvd_code == 1011
+    none = rapidws.ConnectionClosedError(1006, "")
+    assert none.rcvd is None and none.sent is None
