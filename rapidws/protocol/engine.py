@@ -525,8 +525,10 @@ class Engine:
             offset = self._mask_offset
             self._mask_offset = (offset + n) & 3
             chunk = _mask(data, start, n, self._mask, offset)
-        elif n == len(data) and not self._borrowed:
-            chunk = data
+        elif n == len(data):
+            # All of ``data``, whose slice would be ``data`` itself: a lent
+            # buffer is about to be reused, so it is copied.
+            chunk = bytes(memoryview(data)) if self._borrowed else data
         else:
             chunk = data[start : start + n]
         if frame_done:

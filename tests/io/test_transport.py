@@ -309,3 +309,26 @@ async def test_async_replies_on_many_connections_woken_together_all_leave() -> N
         )
     for frames in results:
         assert [f.payload for f in frames] == [i.to_bytes(2, "big") for i in range(COUNT)]
+
+
+async def test_client_messages_from_full_reads_do_not_alias_the_read_buffer() -> None:
+    """Unmasked frames are not copied by unmasking; a read that fills the whole
+    shared buffer with payload must still be copied out of it."""
+    from rapidws.protocol.handshake import ClientHandshake, accept_key
+
+    listener = Collect()
+    handshake = ClientHandshake(host="127.0.0.1", path="/")
+    conn = ListenerConnection(listener, handshake, ping_interval=None, max_size=None)
+    conn.connection_made(FakeTransport())
+    key = handshake.request.headers["Sec-WebSocket-Key"]
+    feed(
+        conn,
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept_key(key).encode() + b"\r\n\r\n",
+    )
+    size = len(conn.get_buffer(-1))
+    messages = [bytes([i]) * (20 * size) for i in (1, 2)]  # large: read piece by piece
+    data = b"".join(Frame(Opcode.BINARY, m).serialize(mask=False) for m in messages)
+    for start in range(0, len(data), size):
+        feed(conn, data[start : start + size])  # whole buffers of payload
+    assert listener.messages == messages
