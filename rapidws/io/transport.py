@@ -115,10 +115,10 @@ class _Flusher:
     by the same scheduled callback instead of one callback each.
     """
 
-    __slots__ = ("_loop", "_pending", "_scheduled")
+    # No reference to the loop: it is the key of a weak mapping to this.
+    __slots__ = ("_pending", "_scheduled")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:
         self._pending: list[BaseConnection] = []
         self._scheduled = False
 
@@ -126,7 +126,7 @@ class _Flusher:
         self._pending.append(conn)
         if not self._scheduled:
             self._scheduled = True
-            self._loop.call_soon(self._run)
+            conn.loop.call_soon(self._run)
 
     def _run(self) -> None:
         self._scheduled = False
@@ -143,7 +143,7 @@ _FLUSHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
 def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
     flusher = _FLUSHERS.get(loop)
     if flusher is None:
-        flusher = _FLUSHERS[loop] = _Flusher(loop)
+        flusher = _FLUSHERS[loop] = _Flusher()
     return flusher
 
 

@@ -332,3 +332,27 @@ async def test_client_messages_from_full_reads_do_not_alias_the_read_buffer() ->
     for start in range(0, len(data), size):
         feed(conn, data[start : start + size])  # whole buffers of payload
     assert listener.messages == messages
+
+
+def test_event_loops_are_not_kept_alive_by_rapidws() -> None:
+    """Per-loop state (the flusher) is weakly keyed: a finished loop goes away."""
+
+    async def echo_once() -> None:
+        async def handler(ws: rapidws.ServerConnection) -> None:
+            async for message in ws:
+                await ws.send(message)
+
+        async with (
+            rapidws.serve(handler, "127.0.0.1", 0) as server,
+            rapidws.connect(f"ws://127.0.0.1:{port_of(server)}/") as ws,
+        ):
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(echo_once())
+    loop.close()
+    ref = weakref.ref(loop)
+    del loop
+    gc.collect()
+    assert ref() is None
