@@ -66,20 +66,21 @@ _READ_SIZE = 262144
 
 
 class _ReadBuffer:
-    """The read buffer that connections share, one read at a time.
+    """The read buffer that a thread's connections share, one read at a time.
 
     Reads are handled as they arrive, so one buffer serves every connection
-    of a thread: nothing is allocated per read, and idle connections hold
-    no buffer.  In the compiled build it is a ``bytes`` object written
-    through a memoryview and lent to the engine, which parses and unmasks
-    straight out of it; the pure build copies each read out first.  A read
-    that comes while a previous one is still being handled (a callback
-    closing a TLS connection may flush pending input), or in another
-    thread, gets a buffer of its own.
+    of a thread (each thread that reads gets its own): nothing is allocated
+    per read, and idle connections hold no buffer.  In the compiled build it
+    is a ``bytes`` object written through a memoryview and lent to the
+    engine, which parses and unmasks straight out of it; the pure build
+    copies each read out first.  A read that comes while a previous one is
+    still being handled (a callback closing a TLS connection may flush
+    pending input) gets a buffer of its own.
     """
 
+    __slots__ = ("busy", "data", "view")
+
     def __init__(self) -> None:
-        self.owner = -1  # the thread that uses the shared buffer
         self.busy = False  # a read in it is being handled
         self.data: Any
         self.view: memoryview
@@ -92,18 +93,17 @@ class _ReadBuffer:
             self.data = bytearray(_READ_SIZE)
             self.view = memoryview(self.data)
 
-    def available(self) -> bool:
-        if self.busy:
-            return False
-        thread = threading.get_ident()
-        if self.owner != thread:
-            if self.owner != -1:
-                return False
-            self.owner = thread
-        return True
+
+_THREAD = threading.local()
 
 
-_READ_BUFFER = _ReadBuffer()
+def _read_buffer() -> _ReadBuffer:
+    """This thread's read buffer."""
+    try:
+        buffer: _ReadBuffer = _THREAD.read_buffer
+    except AttributeError:
+        buffer = _THREAD.read_buffer = _ReadBuffer()
+    return buffer
 
 
 class _Flusher:
@@ -330,9 +330,10 @@ class BaseConnection(asyncio.BufferedProtocol):
             self.send_request()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        if _READ_BUFFER.available():
+        shared = _read_buffer()
+        if not shared.busy:
             self._private_buf = None
-            return _READ_BUFFER.view
+            return shared.view
         self._private_buf = bytearray(65536)
         return memoryview(self._private_buf)
 
@@ -342,14 +343,15 @@ class BaseConnection(asyncio.BufferedProtocol):
             self._private_buf = None
             self._received(bytes(memoryview(private)[:nbytes]), nbytes, False)
             return
-        _READ_BUFFER.busy = True
+        shared = _read_buffer()
+        shared.busy = True
         try:
             if cython.compiled:
-                self._received(_READ_BUFFER.data, nbytes, True)
+                self._received(shared.data, nbytes, True)
             else:
-                self._received(bytes(_READ_BUFFER.view[:nbytes]), nbytes, False)
+                self._received(bytes(shared.view[:nbytes]), nbytes, False)
         finally:
-            _READ_BUFFER.busy = False
+            shared.busy = False
 
     def data_received(self, data: bytes) -> None:
         """Bytes from a transport that does not use :meth:`get_buffer`."""

@@ -278,24 +278,31 @@ async def test_a_read_during_another_reads_handling_gets_its_own_buffer() -> Non
     feed(conn, masked(b"A" * 1000) + masked(b"C" * 1000))  # two messages in one read
     assert outer.messages == [b"A" * 1000, b"C" * 1000]  # the second was not overwritten
     assert inner.messages == [b"B" * 1000]
-    assert views[0].obj is not conn.get_buffer(-1).obj
+    assert views[0] is not conn.get_buffer(-1)
 
 
-async def test_another_thread_gets_its_own_buffer() -> None:
+async def test_each_thread_shares_a_buffer_of_its_own() -> None:
     conn, _ = open_fake(Collect())
+    other, _ = open_fake(Collect())
     shared = conn.get_buffer(-1)
     seen: list[memoryview] = []
-    thread = threading.Thread(target=lambda: seen.append(conn.get_buffer(-1)))
+
+    def in_thread() -> None:
+        seen.append(conn.get_buffer(-1))
+        seen.append(other.get_buffer(-1))
+
+    thread = threading.Thread(target=in_thread)
     thread.start()
     thread.join()
-    assert seen[0].obj is not shared.obj
-    assert conn.get_buffer(-1).obj is shared.obj
+    assert seen[0] is not shared
+    assert seen[1] is seen[0]  # shared by that thread's connections
+    assert conn.get_buffer(-1) is shared  # and this thread's buffer is still its own
 
 
 async def test_idle_connections_hold_no_read_buffer() -> None:
     first, _ = open_fake(Collect())
     second, _ = open_fake(Collect())
-    assert first.get_buffer(-1).obj is second.get_buffer(-1).obj
+    assert first.get_buffer(-1) is second.get_buffer(-1)
 
 
 async def test_async_replies_on_many_connections_woken_together_all_leave() -> None:
