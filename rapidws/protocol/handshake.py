@@ -77,19 +77,22 @@ def _single(headers: Headers, name: str) -> str:
     return values[0]
 
 
+def _require_item(
+    headers: Headers, name: str, parse: Callable[[str], list[str]], item: str
+) -> None:
+    """Require ``item`` (case-insensitive) in the list header ``name``; else InvalidUpgrade."""
+    values = headers._values(name.lower())
+    if len(values) == 1 and values[0].lower() == item:
+        return  # what clients send, checked without the list parser
+    items = parse_all(headers, name, parse)
+    if not any(value.lower() == item for value in items):
+        raise InvalidUpgrade(name, ", ".join(items) if items else None)
+
+
 def _check_upgrade(headers: Headers) -> None:
     """Require ``Upgrade: websocket`` and ``Connection: upgrade`` (case-insensitive)."""
-    upgrade = headers._values("upgrade")
-    # What clients send is checked without the list parser.
-    if not (len(upgrade) == 1 and upgrade[0].lower() == "websocket"):
-        upgrade = parse_all(headers, "Upgrade", parse_upgrade)
-        if not any(protocol.lower() == "websocket" for protocol in upgrade):
-            raise InvalidUpgrade("Upgrade", ", ".join(upgrade) if upgrade else None)
-    connection = headers._values("connection")
-    if not (len(connection) == 1 and connection[0].lower() == "upgrade"):
-        connection = parse_all(headers, "Connection", parse_connection)
-        if not any(option.lower() == "upgrade" for option in connection):
-            raise InvalidUpgrade("Connection", ", ".join(connection) if connection else None)
+    _require_item(headers, "Upgrade", parse_upgrade, "websocket")
+    _require_item(headers, "Connection", parse_connection, "upgrade")
 
 
 # -- server --------------------------------------------------------------------
