@@ -89,17 +89,8 @@ class Headers:
 
     def _add_pairs(self, pairs: list[tuple[str, str]]) -> None:
         """Append parsed ``(name, value)`` pairs; values lose their surrounding OWS."""
-        by_name = self._dict
-        ordered = self._list
         for name, value in pairs:
-            value = value.strip(" \t")
-            key = name.lower()
-            values = by_name.get(key)
-            if values is None:
-                by_name[key] = [value]
-            else:
-                values.append(value)
-            ordered.append((name, value))
+            self._add(name, value.strip(" \t"))
 
     def __delitem__(self, name: str) -> None:
         key = name.lower()

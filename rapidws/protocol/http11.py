@@ -170,13 +170,8 @@ class _HeadScanner:
         if buf.count(b"\n", 0, size) != crlf or crlf > self.max_headers + 2:
             return None  # a bare LF, or too many lines
         head = bytes(buf[:end])
-        if size > self.max_line:
-            longest = 0
-            for line in head.split(b"\r\n"):
-                if len(line) > longest:
-                    longest = len(line)
-            if longest > self.max_line:
-                return None
+        if size > self.max_line and max(map(len, head.split(b"\r\n"))) > self.max_line:
+            return None
         return head, size
 
     def _line_too_long(self) -> InvalidHandshake:
