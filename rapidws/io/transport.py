@@ -361,19 +361,18 @@ class BaseConnection(asyncio.BufferedProtocol):
         """Handle ``data[:end]``; ``borrowed``: it is only valid during this call."""
         engine = self.engine
         if engine is not None:
-            if self._wbuf is not None:  # a flush is already scheduled
-                if borrowed:
-                    engine.receive_borrowed(data, end)
-                else:
-                    engine.receive_data(data)
-                return
             # Cork: the replies to everything in ``data`` (echoes from
-            # callbacks, pongs, the close frame) leave in one write.
-            self._wbuf = []
+            # callbacks, pongs, the close frame) leave in one write.  If
+            # writes are corked already, a flush is scheduled: it takes these too.
+            flush_scheduled = self._wbuf is not None
+            if not flush_scheduled:
+                self._wbuf = []
             if borrowed:
                 engine.receive_borrowed(data, end)
             else:
                 engine.receive_data(data)
+            if flush_scheduled:
+                return
             if self._defer_flush:
                 # A task was woken: it runs in this loop iteration, before
                 # the flush, so what it sends joins the same write.
