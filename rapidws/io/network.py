@@ -2,7 +2,7 @@
 
 ``aiofastnet`` (optional, a dependency of picows) provides compiled TCP and
 TLS transports for any asyncio loop.  rapidws's protocols are plain
-:class:`asyncio.Protocol` objects, so they run on either.  ``fastnet``:
+:class:`asyncio.BufferedProtocol` objects, so they run on either.  ``fastnet``:
 
 - ``None`` (default): the loop's own, unless the environment says
   ``RAPIDWS_FASTNET=1`` (use aiofastnet) or ``RAPIDWS_FASTNET=auto`` (use it
