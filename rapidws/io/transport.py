@@ -6,6 +6,13 @@ what it produces.  It owns the parts that need a clock or a socket: the
 handshake deadline, the wait for the TCP close after the closing handshake,
 keepalive pings, write backpressure and pausing reads.  The APIs subclass
 it and implement the engine's sink callbacks (``on_message`` and friends).
+
+In the compiled build, on asyncio's plain (not TLS) socket transports, the
+data path skips asyncio's Python: the transport's read callback is this
+layer's, which ``read(2)``\ s into the shared buffer, and writes go to the
+socket with ``write(2)`` / ``writev(2)`` while the transport holds nothing.
+End of file, errors and whatever the socket does not take are left to the
+transport, as if it had met them itself.
 """
 
 from __future__ import annotations
@@ -26,12 +33,22 @@ if TYPE_CHECKING:
     PyBytes_AS_STRING: Callable[[bytes], Any]
     PyBytes_FromStringAndSize: Callable[[None, int], bytes]
     PyMemoryView_FromMemory: Callable[[Any, int, int], memoryview]
+    iovec: Any
+    read: Callable[[int, Any, int], int]
+    write: Callable[[int, Any, int], int]
+    errno: int
+    EAGAIN: int
+    EINTR: int
+    writev: Callable[[int, Any, int], int]
 else:
     try:
         import cython
         from cython.cimports.cpython.buffer import PyBUF_WRITE
         from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize
         from cython.cimports.cpython.memoryview import PyMemoryView_FromMemory
+        from cython.cimports.libc.errno import EAGAIN, EINTR, errno
+        from cython.cimports.posix.uio import iovec, writev
+        from cython.cimports.posix.unistd import read, write
     except (ImportError, AttributeError):
         from .. import _cython_shim as cython
 
@@ -63,6 +80,45 @@ _JOIN_UP_TO = 262144
 
 #: Size of the read buffer, as much as asyncio reads at once.
 _READ_SIZE = 262144
+
+#: Pieces handed to one ``writev`` call.
+_IOV_MAX = 64
+
+#: Transports whose writes may go straight to their socket's file descriptor
+#: while their own buffer is empty: asyncio's plain (not TLS) socket
+#: transports, written in Python.  Their ``write`` does the same ``send``
+#: first; calling ``write(2)`` from compiled code skips the Python around it.
+_DIRECT_TRANSPORTS: tuple[type, ...] = ()  # (POSIX file descriptors only)
+try:
+    from asyncio.selector_events import _SelectorSocketTransport  # type: ignore[attr-defined]
+
+    if os.name == "posix":
+        _DIRECT_TRANSPORTS = (_SelectorSocketTransport,)
+except ImportError:  # pragma: no cover - asyncio without selector transports
+    pass
+
+
+def _fd_read(fd: int, buffer: bytes) -> int:
+    """``read(2)`` from ``fd`` into ``buffer`` (at most ``_READ_SIZE``), compiled build only."""
+    return read(fd, PyBytes_AS_STRING(buffer), _READ_SIZE)
+
+
+def _fd_write(fd: int, data: bytes) -> int:
+    """``write(2)`` of ``data`` to ``fd``: bytes written, or -1 (compiled build only)."""
+    return write(fd, PyBytes_AS_STRING(data), len(data))
+
+
+def _fd_writev(fd: int, pieces: list[bytes], start: int, stop: int) -> int:
+    """``writev(2)`` of ``pieces[start:stop]`` (at most ``_IOV_MAX``), as :func:`_fd_write`."""
+    iov = cython.declare(iovec[64])  # runs compiled only
+    count = 0
+    while start < stop:
+        piece = pieces[start]
+        iov[count].iov_base = PyBytes_AS_STRING(piece)
+        iov[count].iov_len = len(piece)
+        count += 1
+        start += 1
+    return writev(fd, iov, count)
 
 
 class _ReadBuffer:
@@ -180,6 +236,7 @@ class BaseConnection(asyncio.BufferedProtocol):
         "_defer_flush",
         "_drain_waiters",
         "_failure",
+        "_fd",
         "_flusher",
         "_hs_buf",
         "_hs_parser",
@@ -191,7 +248,9 @@ class BaseConnection(asyncio.BufferedProtocol):
         "_paused_writing",
         "_pings",
         "_private_buf",
+        "_rbuf",
         "_scatter_writes",
+        "_tr_buffered",
         "_wbuf",
         "close_timeout",
         "engine",
@@ -265,9 +324,13 @@ class BaseConnection(asyncio.BufferedProtocol):
         self._wbuf: list[bytes] | None = None
         # A buffer of this connection's own, lent for a read the shared one could not take.
         self._private_buf: bytearray | None = None
+        self._rbuf: _ReadBuffer | None = None  # the thread's, once connected
         self._defer_flush = False
         self._flusher: _Flusher | None = None  # this loop's, once a handler needs it
         self._scatter_writes = False  # whether transport.writelines avoids a join
+        # The socket's file descriptor while writes may go straight to it, else -1.
+        self._fd = -1
+        self._tr_buffered = False  # the transport may hold unsent bytes
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._open_timer: Cancellable | None = None
@@ -324,10 +387,53 @@ class BaseConnection(asyncio.BufferedProtocol):
             transport
         ).__module__.startswith("asyncio.")
         transport.set_write_buffer_limits(self.write_high, self.write_low)
+        self._rbuf = _read_buffer()
+        if cython.compiled and type(transport) in _DIRECT_TRANSPORTS:
+            self._fd = transport.get_extra_info("socket").fileno()
+            self._scatter_writes = True
+            # The transport reads through this: it skips asyncio's
+            # get_buffer / recv_into / buffer_updated round in Python.
+            transport._read_ready_cb = self._read_ready  # type: ignore[attr-defined]
         if self.open_timeout is not None:
             self._open_timer = self._call_later(self.open_timeout, self._open_timed_out)
         if self.side == CLIENT:
             self.send_request()
+
+    def _read_ready(self) -> None:
+        """The socket is readable (compiled build, asyncio's plain socket transports).
+
+        Does what asyncio's ``_read_ready__get_buffer`` does, in C: read
+        into the shared buffer and handle it, or hand end of file and
+        errors to the transport as it would.
+        """
+        transport: Any = self.transport
+        if transport._conn_lost:
+            return
+        shared = self._rbuf
+        assert shared is not None
+        fd = self._fd
+        if shared.busy or fd < 0:  # a nested read: asyncio's way, with a buffer of its own
+            transport._read_ready__get_buffer()
+            return
+        nbytes = _fd_read(fd, shared.data)
+        if nbytes > 0:
+            shared.busy = True
+            try:
+                self._received(shared.data, nbytes, True)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                transport._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+            finally:
+                shared.busy = False
+        elif nbytes == 0:
+            transport._read_ready__on_eof()
+        else:
+            code = errno
+            if code != EAGAIN and code != EINTR:  # EWOULDBLOCK is EAGAIN on Linux
+                transport._fatal_error(
+                    OSError(code, os.strerror(code)), "Fatal read error on socket transport"
+                )
 
     def get_buffer(self, sizehint: int) -> memoryview:
         shared = _read_buffer()
@@ -403,6 +509,12 @@ class BaseConnection(asyncio.BufferedProtocol):
         return None  # let the transport close itself
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._fd = -1  # the transport closes the socket after this call
+        transport: Any = self.transport
+        if cython.compiled and type(transport) in _DIRECT_TRANSPORTS:
+            # Give the transport its own read callback back: ours holds this
+            # connection, and the transport would keep it in a cycle.
+            transport._read_ready_cb = transport._read_ready__get_buffer
         if self.engine is not None:
             self.engine.release()  # breaks the engine-connection cycle
         self._lost_cause = self._failure or exc
@@ -457,32 +569,82 @@ class BaseConnection(asyncio.BufferedProtocol):
         if buf is not None:
             buf.append(data)
             return
+        if self.transport is not None:
+            self._send(data)
+
+    def _send(self, data: bytes) -> None:
+        """Write ``data`` now: straight to the socket when the transport holds nothing."""
         transport = self.transport
-        if transport is not None:
-            transport.write(data)
+        assert transport is not None
+        fd = self._fd
+        if fd >= 0:
+            if self._tr_buffered:
+                if transport.get_write_buffer_size():
+                    transport.write(data)  # behind what the transport holds
+                    return
+                self._tr_buffered = False
+            sent = _fd_write(fd, data)
+            if sent == len(data):
+                return
+            # The rest (all of it on EAGAIN or an error) goes the transport's
+            # way: it buffers it, or meets the error and closes.
+            self._tr_buffered = True
+            if sent > 0:
+                data = data[sent:]
+        transport.write(data)
+
+    def _send_pieces(self, pieces: list[bytes]) -> None:
+        """Write ``pieces`` in order, with ``writev`` where they go straight to the socket."""
+        transport = self.transport
+        assert transport is not None
+        fd = self._fd
+        if fd >= 0 and self._tr_buffered and not transport.get_write_buffer_size():
+            self._tr_buffered = False
+        if fd < 0 or self._tr_buffered:
+            if self._scatter_writes:
+                transport.writelines(pieces)
+            else:
+                for piece in pieces:
+                    transport.write(piece)
+            return
+        start = 0
+        count = len(pieces)
+        while start < count:
+            stop = min(start + _IOV_MAX, count)
+            sent = _fd_writev(fd, pieces, start, stop)
+            while start < stop and sent >= len(pieces[start]):
+                sent -= len(pieces[start])
+                start += 1
+            if start < stop:  # a short write: the transport takes the rest
+                self._tr_buffered = True
+                rest = pieces[start:]
+                if sent > 0:
+                    rest[0] = rest[0][sent:]
+                transport.writelines(rest)
+                return
 
     def _flush(self) -> None:
         """Send what was written while corked, in one call.
 
         Small pieces are joined; large ones (a big payload behind its header)
-        are not copied: ``writelines`` hands them to the socket together
-        where it gathers (uvloop, aiofastnet, asyncio from Python 3.12); on
-        older asyncio, whose ``writelines`` joins, they go one by one.
+        are not copied: they go together in one ``writev`` where writes go
+        straight to the socket, or through ``writelines`` where the transport
+        gathers (uvloop, aiofastnet, asyncio from Python 3.12); on older
+        asyncio, whose ``writelines`` joins, they go one by one.
         """
         buf = self._wbuf
         self._wbuf = None
-        transport = self.transport
-        if not buf or transport is None:
+        if not buf or self.transport is None:
             return
         if len(buf) == 1:
-            transport.write(buf[0])
+            self._send(buf[0])
             return
         if not self._scatter_writes:
             total = 0
             for piece in buf:
                 total += len(piece)
             if total <= _JOIN_UP_TO:  # one copy and one send beat a send per piece
-                transport.write(b"".join(buf))
+                self._send(b"".join(buf))
                 return
         pieces: list[bytes] = []
         small: list[bytes] = []
@@ -497,12 +659,9 @@ class BaseConnection(asyncio.BufferedProtocol):
         if small:
             pieces.append(b"".join(small) if len(small) > 1 else small[0])
         if len(pieces) == 1:
-            transport.write(pieces[0])
-        elif self._scatter_writes:
-            transport.writelines(pieces)
+            self._send(pieces[0])
         else:
-            for piece in pieces:
-                transport.write(piece)
+            self._send_pieces(pieces)
 
     def write_eof(self) -> None:
         """Server side, the closing handshake is over: close TCP first (RFC 6455 7.1.1).
@@ -646,7 +805,7 @@ class BaseConnection(asyncio.BufferedProtocol):
             self._opened.set_exception(self.handshake_exc)
             self._opened.exception()
             if self.transport is not None:
-                self.transport.abort()
+                self._abort()
 
     def _opened_hook(self) -> None:
         """Called once the connection is open."""
@@ -662,6 +821,7 @@ class BaseConnection(asyncio.BufferedProtocol):
             self._close_timer = self._call_later(self.close_timeout, self._abort)
 
     def _abort(self) -> None:
+        self._fd = -1  # an aborted transport drops writes
         if self.transport is not None:
             self.transport.abort()
 

@@ -20,20 +20,29 @@ COUNT = 50
 
 
 def count_calls(conn: Any, counts: dict[str, int]) -> None:
-    """Count the server connection's reads and its transport's writes."""
-    transport = conn.transport
-    write, buffer_updated = transport.write, conn.buffer_updated
+    """Count the server connection's reads and the writes it hands to the socket.
 
-    def counted_write(data: bytes) -> None:
-        counts["writes"] += 1
-        write(data)
+    Reads are batches of received bytes (``_received``, whichever way they were
+    read); writes are calls of ``_send`` / ``_send_pieces``, which go to the
+    socket's file descriptor or to the transport.
+    """
+    received, send, send_pieces = conn._received, conn._send, conn._send_pieces
 
-    def counted_buffer_updated(nbytes: int) -> None:
+    def counted_received(*args: Any) -> None:
         counts["reads"] += 1
-        buffer_updated(nbytes)
+        received(*args)
 
-    transport.write = counted_write
-    conn.buffer_updated = counted_buffer_updated
+    def counted_send(data: bytes) -> None:
+        counts["writes"] += 1
+        send(data)
+
+    def counted_send_pieces(pieces: list[bytes]) -> None:
+        counts["writes"] += 1
+        send_pieces(pieces)
+
+    conn._received = counted_received
+    conn._send = counted_send
+    conn._send_pieces = counted_send_pieces
 
 
 async def send_batch_and_read_echoes(port: int, close: bool = False) -> list[Frame]:

@@ -1,0 +1,159 @@
+"""Reads and writes straight on the socket (compiled build, asyncio's plain transports).
+
+The compiled build reads into the shared buffer with ``read(2)`` and writes
+with ``write(2)`` / ``writev(2)`` while the transport holds nothing; what
+the socket does not take goes through the transport.  These tests run in
+both builds: the pure build must behave the same through asyncio's own path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import struct
+from typing import Any
+
+import pytest
+
+import rapidws
+from rapidws import _accel
+from rapidws.io import transport as transport_module
+from rapidws.listener import Listener, ListenerConnection, serve_listener
+from rapidws.protocol.frames import Frame, Opcode
+
+from ..asyncio.helpers import RawClient, port_of
+
+DIRECT = _accel.is_compiled(transport_module) and os.name == "posix"
+
+MIB = 2**20
+
+
+class Opened(Listener):
+    def __init__(self) -> None:
+        self.conns: asyncio.Queue[ListenerConnection] = asyncio.Queue()
+
+    def on_open(self, conn: ListenerConnection) -> None:
+        self.conns.put_nowait(conn)
+
+    def on_message(self, conn: ListenerConnection, opcode: int, data: str | bytes) -> None:
+        conn.send(data)
+
+
+async def test_direct_io_is_used_where_it_applies() -> None:
+    listener = Opened()
+    async with serve_listener(lambda request: listener, "127.0.0.1", 0) as server:
+        client, _ = await RawClient.open(port_of(server))
+        conn = await listener.conns.get()
+        transport: Any = conn.transport
+        if DIRECT:
+            assert conn._fd == transport.get_extra_info("socket").fileno()
+            assert transport._read_ready_cb == conn._read_ready
+        else:
+            assert conn._fd == -1
+        client.send_frame(Opcode.BINARY, b"ping")
+        frame = await client.read_frame()
+        assert frame is not None and frame.payload == b"ping"
+        client.close()
+        await conn.wait_closed()
+        assert conn._fd == -1
+        if DIRECT:  # the transport's own callback is back: no cycle through it
+            assert transport._read_ready_cb != conn._read_ready
+
+
+async def read_message_frames(client: RawClient, count: int) -> list[bytes]:
+    payloads = []
+    for _ in range(count):
+        frame = await client.read_frame()
+        assert frame is not None
+        payloads.append(frame.payload)
+    return payloads
+
+
+async def test_writes_the_socket_cannot_take_follow_in_order() -> None:
+    """Messages sent faster than the peer reads: the socket fills, the rest is
+    buffered by the transport, and later writes queue behind it."""
+    sizes = [3 * MIB, 10, 2 * MIB, 70000, 1, 4 * MIB, 5]
+    payloads = [bytes([i]) * size for i, size in enumerate(sizes)]
+    sent = asyncio.Event()
+
+    class Sender(Listener):
+        def on_open(self, conn: ListenerConnection) -> None:
+            for payload in payloads:  # not corked: each goes out at once
+                conn.send(payload)
+            assert conn.transport is not None
+            assert conn.transport.get_write_buffer_size() > 0  # the socket was full
+            sent.set()
+
+    async with serve_listener(lambda request: Sender(), "127.0.0.1", 0) as server:
+        client, _ = await RawClient.open(port_of(server))
+        await sent.wait()
+        assert await read_message_frames(client, len(payloads)) == payloads
+        client.close()
+
+
+async def test_corked_large_echoes_follow_in_order() -> None:
+    """Echoes of one read leave together (``writev`` where direct); a short write
+    hands the rest to the transport, in order."""
+    payloads = [bytes([i]) * (MIB + i) for i in range(6)] + [b"tail"]
+    listener = Opened()
+    async with serve_listener(lambda request: listener, "127.0.0.1", 0, max_size=4 * MIB) as server:
+        client, _ = await RawClient.open(port_of(server))
+        client.writer.write(
+            b"".join(Frame(Opcode.BINARY, p).serialize(mask=True) for p in payloads)
+        )
+        assert await read_message_frames(client, len(payloads)) == payloads
+        client.close()
+
+
+async def test_peer_reset_while_reading_closes_with_its_error() -> None:
+    closed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    async def handler(ws: rapidws.ServerConnection) -> None:
+        try:
+            await ws.recv()
+        except rapidws.ConnectionClosed as exc:
+            closed.set_result(exc)
+
+    async with rapidws.serve(handler, "127.0.0.1", 0) as server:
+        client, _ = await RawClient.open(port_of(server))
+        sock = client.writer.get_extra_info("socket")
+        client.writer.write(b"\x82\xfe")  # half a frame header, then a reset
+        await client.writer.drain()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.writer.transport.abort()
+        exc = await asyncio.wait_for(closed, 5)
+    assert isinstance(exc, rapidws.ConnectionClosedError)
+    assert exc.code == 1006
+    assert isinstance(exc.__cause__, ConnectionResetError)
+
+
+async def test_peer_eof_mid_frame_is_an_abnormal_closure() -> None:
+    closed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    async def handler(ws: rapidws.ServerConnection) -> None:
+        try:
+            await ws.recv()
+        except rapidws.ConnectionClosed as exc:
+            closed.set_result(exc)
+
+    async with rapidws.serve(handler, "127.0.0.1", 0) as server:
+        client, _ = await RawClient.open(port_of(server))
+        client.writer.write(b"\x82\x85abcd")  # a header and no payload
+        client.writer.write_eof()
+        exc = await asyncio.wait_for(closed, 5)
+        client.close()
+    assert isinstance(exc, rapidws.ConnectionClosedError)
+    assert exc.code == 1006
+
+
+@pytest.mark.skipif(not DIRECT, reason="direct I/O is the compiled build's, on POSIX")
+async def test_aborted_connection_writes_nothing_more_directly() -> None:
+    listener = Opened()
+    async with serve_listener(lambda request: listener, "127.0.0.1", 0) as server:
+        client, _ = await RawClient.open(port_of(server))
+        conn = await listener.conns.get()
+        conn._abort()
+        assert conn._fd == -1
+        assert await client.read_frame() is None  # the reset, and no frame
+        client.close()
