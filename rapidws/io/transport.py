@@ -9,7 +9,7 @@ it and implement the engine's sink callbacks (``on_message`` and friends).
 
 In the compiled build, on asyncio's plain (not TLS) socket transports, the
 data path skips asyncio's Python: the transport's read callback is this
-layer's, which ``read(2)``\ s into the shared buffer, and writes go to the
+layer's, which reads into the shared buffer with ``read(2)``, and writes go to the
 socket with ``write(2)`` / ``writev(2)`` while the transport holds nothing.
 End of file, errors and whatever the socket does not take are left to the
 transport, as if it had met them itself.
