@@ -2,9 +2,70 @@
 
 cimport cython
 
+from rapidws.protocol.engine cimport Engine
+
+
+cdef class _ProtocolBase:
+    pass
+
+
+# asyncio.BufferedProtocol is its second base, in transport.py.
+cdef class BaseConnection(_ProtocolBase):
+    cdef public object _call_later
+    cdef public object _close_timer
+    cdef public bint _defer_flush
+    cdef public object _drain_waiters
+    cdef public object _failure
+    cdef public int _fd
+    cdef public object _flusher
+    cdef public object _hs_buf
+    cdef public object _hs_parser
+    cdef public object _keepalive_timer
+    cdef public object _lost
+    cdef public object _lost_cause
+    cdef public object _open_timer
+    cdef public object _opened
+    cdef public bint _paused_writing
+    cdef public object _pings
+    cdef public object _private_buf
+    cdef public object _rbuf
+    cdef public bint _scatter_writes
+    cdef public bint _tr_buffered
+    cdef public list _wbuf
+    cdef public object close_timeout
+    cdef public Engine engine
+    cdef public object extensions
+    cdef public object handshake_exc
+    cdef public object latency
+    cdef public object loop
+    cdef public object max_fragment_size
+    cdef public object max_handshake_size
+    cdef public object max_size
+    cdef public object open_timeout
+    cdef public object ping_interval
+    cdef public object ping_timeout
+    cdef public object request
+    cdef public object response
+    cdef public object subprotocol
+    cdef public object transport
+    cdef public object write_high
+    cdef public object write_low
+
 cdef Py_ssize_t _fd_write(int fd, bytes data)
 
 @cython.locals(count=int, piece=bytes)
 cdef Py_ssize_t _fd_writev(int fd, list pieces, Py_ssize_t start, Py_ssize_t stop)
 
 cdef Py_ssize_t _fd_read(int fd, bytes buffer)
+
+@cython.locals(engine=Engine, flush_scheduled=bint)
+cdef _feed(BaseConnection conn, bytes data, Py_ssize_t end, bint borrowed)
+
+@cython.locals(fd=int, sent=Py_ssize_t)
+cdef _send_now(BaseConnection conn, bytes data)
+
+@cython.locals(fd=int, sent=Py_ssize_t, start=Py_ssize_t, stop=Py_ssize_t, count=Py_ssize_t)
+cdef _send_list(BaseConnection conn, list pieces)
+
+@cython.locals(buf=list, total=Py_ssize_t)
+cdef _flush_writes(BaseConnection conn)

@@ -218,7 +218,17 @@ class State:
     CLOSED = 3
 
 
-class BaseConnection(asyncio.BufferedProtocol):
+class _ProtocolBase:
+    """The compiled build's extension-type base of :class:`BaseConnection`.
+
+    An extension type's first base must be one too; asyncio's
+    ``BufferedProtocol`` comes second.  In the pure build, an empty class.
+    """
+
+    __slots__ = ()
+
+
+class BaseConnection(_ProtocolBase, asyncio.BufferedProtocol):
     """An asyncio protocol that runs one WebSocket connection.
 
     Subclasses set :attr:`handshake` and :attr:`side`, implement the sink
@@ -227,9 +237,10 @@ class BaseConnection(asyncio.BufferedProtocol):
     ``_opened_hook`` / ``_lost_hook`` notifications.
     """
 
-    # Slots for this layer's attributes: they are more than CPython's
-    # key-sharing instance dicts hold (30), which would cost each connection
-    # a dict of its own.  Subclasses keep a ``__dict__`` for theirs.
+    # This layer's attributes: C fields in the compiled build (an extension
+    # type, see transport.pxd), slots in the pure one, where they are more
+    # than CPython's key-sharing instance dicts hold (30), which would cost
+    # each connection a dict of its own.  Subclasses keep a ``__dict__``.
     __slots__ = (
         "_call_later",
         "_close_timer",
@@ -419,7 +430,7 @@ class BaseConnection(asyncio.BufferedProtocol):
         if nbytes > 0:
             shared.busy = True
             try:
-                self._received(shared.data, nbytes, True)
+                _feed(self, shared.data, nbytes, True)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
@@ -447,59 +458,25 @@ class BaseConnection(asyncio.BufferedProtocol):
         private = self._private_buf
         if private is not None:
             self._private_buf = None
-            self._received(bytes(memoryview(private)[:nbytes]), nbytes, False)
+            _feed(self, bytes(memoryview(private)[:nbytes]), nbytes, False)
             return
         shared = _read_buffer()
         shared.busy = True
         try:
             if cython.compiled:
-                self._received(shared.data, nbytes, True)
+                _feed(self, shared.data, nbytes, True)
             else:
-                self._received(bytes(shared.view[:nbytes]), nbytes, False)
+                _feed(self, bytes(shared.view[:nbytes]), nbytes, False)
         finally:
             shared.busy = False
 
     def data_received(self, data: bytes) -> None:
         """Bytes from a transport that does not use :meth:`get_buffer`."""
-        self._received(data, len(data), False)
+        _feed(self, data, len(data), False)
 
     def _received(self, data: bytes, end: int, borrowed: bool) -> None:
-        """Handle ``data[:end]``; ``borrowed``: it is only valid during this call."""
-        engine = self.engine
-        if engine is not None:
-            # Cork: the replies to everything in ``data`` (echoes from
-            # callbacks, pongs, the close frame) leave in one write.  If
-            # writes are corked already, a flush is scheduled: it takes these too.
-            flush_scheduled = self._wbuf is not None
-            if not flush_scheduled:
-                self._wbuf = []
-            if borrowed:
-                engine.receive_borrowed(data, end)
-            else:
-                engine.receive_data(data)
-            if flush_scheduled:
-                return
-            if self._defer_flush:
-                # A task was woken: it runs in this loop iteration, before
-                # the flush, so what it sends joins the same write.
-                self._defer_flush = False
-                flusher = self._flusher
-                if flusher is None:
-                    flusher = self._flusher = _flusher(self.loop)
-                flusher.add(self)
-            else:
-                self._flush()
-            return
-        if self._opened.done():
-            return  # the handshake failed; ignore what follows
-        self._hs_buf += memoryview(data)[:end]
-        try:
-            if self.side == SERVER:
-                self._server_handshake_data()
-            else:
-                self._client_handshake_data()
-        except InvalidHandshake as exc:
-            self._handshake_failed(exc)
+        """Handle ``data[:end]`` (see :func:`_feed`)."""
+        _feed(self, data, end, borrowed)
 
     def eof_received(self) -> bool | None:
         if self.engine is not None:
@@ -570,98 +547,19 @@ class BaseConnection(asyncio.BufferedProtocol):
             buf.append(data)
             return
         if self.transport is not None:
-            self._send(data)
+            _send_now(self, data)
 
     def _send(self, data: bytes) -> None:
-        """Write ``data`` now: straight to the socket when the transport holds nothing."""
-        transport = self.transport
-        assert transport is not None
-        fd = self._fd
-        if fd >= 0:
-            if self._tr_buffered:
-                if transport.get_write_buffer_size():
-                    transport.write(data)  # behind what the transport holds
-                    return
-                self._tr_buffered = False
-            sent = _fd_write(fd, data)
-            if sent == len(data):
-                return
-            # The rest (all of it on EAGAIN or an error) goes the transport's
-            # way: it buffers it, or meets the error and closes.
-            self._tr_buffered = True
-            if sent > 0:
-                data = data[sent:]
-        transport.write(data)
+        """Write ``data`` now (see :func:`_send_now`)."""
+        _send_now(self, data)
 
     def _send_pieces(self, pieces: list[bytes]) -> None:
-        """Write ``pieces`` in order, with ``writev`` where they go straight to the socket."""
-        transport = self.transport
-        assert transport is not None
-        fd = self._fd
-        if fd >= 0 and self._tr_buffered and not transport.get_write_buffer_size():
-            self._tr_buffered = False
-        if fd < 0 or self._tr_buffered:
-            if self._scatter_writes:
-                transport.writelines(pieces)
-            else:
-                for piece in pieces:
-                    transport.write(piece)
-            return
-        start = 0
-        count = len(pieces)
-        while start < count:
-            stop = min(start + _IOV_MAX, count)
-            sent = _fd_writev(fd, pieces, start, stop)
-            while start < stop and sent >= len(pieces[start]):
-                sent -= len(pieces[start])
-                start += 1
-            if start < stop:  # a short write: the transport takes the rest
-                self._tr_buffered = True
-                rest = pieces[start:]
-                if sent > 0:
-                    rest[0] = rest[0][sent:]
-                transport.writelines(rest)
-                return
+        """Write ``pieces`` now, in order (see :func:`_send_list`)."""
+        _send_list(self, pieces)
 
     def _flush(self) -> None:
-        """Send what was written while corked, in one call.
-
-        Small pieces are joined; large ones (a big payload behind its header)
-        are not copied: they go together in one ``writev`` where writes go
-        straight to the socket, or through ``writelines`` where the transport
-        gathers (uvloop, aiofastnet, asyncio from Python 3.12); on older
-        asyncio, whose ``writelines`` joins, they go one by one.
-        """
-        buf = self._wbuf
-        self._wbuf = None
-        if not buf or self.transport is None:
-            return
-        if len(buf) == 1:
-            self._send(buf[0])
-            return
-        if not self._scatter_writes:
-            total = 0
-            for piece in buf:
-                total += len(piece)
-            if total <= _JOIN_UP_TO:  # one copy and one send beat a send per piece
-                self._send(b"".join(buf))
-                return
-        pieces: list[bytes] = []
-        small: list[bytes] = []
-        for piece in buf:
-            if len(piece) >= _WRITE_ALONE:
-                if small:
-                    pieces.append(b"".join(small) if len(small) > 1 else small[0])
-                    small = []
-                pieces.append(piece)
-            else:
-                small.append(piece)
-        if small:
-            pieces.append(b"".join(small) if len(small) > 1 else small[0])
-        if len(pieces) == 1:
-            self._send(pieces[0])
-        else:
-            self._send_pieces(pieces)
+        """Send what was written while corked (see :func:`_flush_writes`)."""
+        _flush_writes(self)
 
     def write_eof(self) -> None:
         """Server side, the closing handshake is over: close TCP first (RFC 6455 7.1.1).
@@ -938,3 +836,139 @@ class BaseConnection(asyncio.BufferedProtocol):
         if self._lost.done():
             closed.__cause__ = self._lost_cause
         return closed
+
+
+# -- the data path, as functions: C calls in the compiled build ------------------
+
+
+def _feed(conn: BaseConnection, data: bytes, end: int, borrowed: bool) -> None:
+    """Handle ``data[:end]``; ``borrowed``: it is only valid during this call."""
+    engine = conn.engine
+    if engine is not None:
+        # Cork: the replies to everything in ``data`` (echoes from
+        # callbacks, pongs, the close frame) leave in one write.  If
+        # writes are corked already, a flush is scheduled: it takes these too.
+        flush_scheduled = conn._wbuf is not None
+        if not flush_scheduled:
+            conn._wbuf = []
+        if borrowed:
+            engine.receive_borrowed(data, end)
+        else:
+            engine.receive_data(data)
+        if flush_scheduled:
+            return
+        if conn._defer_flush:
+            # A task was woken: it runs in this loop iteration, before
+            # the flush, so what it sends joins the same write.
+            conn._defer_flush = False
+            flusher = conn._flusher
+            if flusher is None:
+                flusher = conn._flusher = _flusher(conn.loop)
+            flusher.add(conn)
+        else:
+            _flush_writes(conn)
+        return
+    if conn._opened.done():
+        return  # the handshake failed; ignore what follows
+    conn._hs_buf += memoryview(data)[:end]
+    try:
+        if conn.side == SERVER:
+            conn._server_handshake_data()
+        else:
+            conn._client_handshake_data()
+    except InvalidHandshake as exc:
+        conn._handshake_failed(exc)
+
+
+def _send_now(conn: BaseConnection, data: bytes) -> None:
+    """Write ``data`` now: straight to the socket when the transport holds nothing."""
+    transport = conn.transport
+    assert transport is not None
+    fd = conn._fd
+    if fd >= 0:
+        if conn._tr_buffered:
+            if transport.get_write_buffer_size():
+                transport.write(data)  # behind what the transport holds
+                return
+            conn._tr_buffered = False
+        sent = _fd_write(fd, data)
+        if sent == len(data):
+            return
+        # The rest (all of it on EAGAIN or an error) goes the transport's
+        # way: it buffers it, or meets the error and closes.
+        conn._tr_buffered = True
+        if sent > 0:
+            data = data[sent:]
+    transport.write(data)
+
+
+def _send_list(conn: BaseConnection, pieces: list[bytes]) -> None:
+    """Write ``pieces`` in order, with ``writev`` where they go straight to the socket."""
+    transport = conn.transport
+    assert transport is not None
+    fd = conn._fd
+    if fd >= 0 and conn._tr_buffered and not transport.get_write_buffer_size():
+        conn._tr_buffered = False
+    if fd < 0 or conn._tr_buffered:
+        if conn._scatter_writes:
+            transport.writelines(pieces)
+        else:
+            for piece in pieces:
+                transport.write(piece)
+        return
+    start = 0
+    count = len(pieces)
+    while start < count:
+        stop = min(start + _IOV_MAX, count)
+        sent = _fd_writev(fd, pieces, start, stop)
+        while start < stop and sent >= len(pieces[start]):
+            sent -= len(pieces[start])
+            start += 1
+        if start < stop:  # a short write: the transport takes the rest
+            conn._tr_buffered = True
+            rest = pieces[start:]
+            if sent > 0:
+                rest[0] = rest[0][sent:]
+            transport.writelines(rest)
+            return
+
+
+def _flush_writes(conn: BaseConnection) -> None:
+    """Send what was written while corked, in one call.
+
+    Small pieces are joined; large ones (a big payload behind its header)
+    are not copied: they go together in one ``writev`` where writes go
+    straight to the socket, or through ``writelines`` where the transport
+    gathers (uvloop, aiofastnet, asyncio from Python 3.12); on older
+    asyncio, whose ``writelines`` joins, they go one by one.
+    """
+    buf = conn._wbuf
+    conn._wbuf = None
+    if not buf or conn.transport is None:
+        return
+    if len(buf) == 1:
+        _send_now(conn, buf[0])
+        return
+    if not conn._scatter_writes:
+        total = 0
+        for piece in buf:
+            total += len(piece)
+        if total <= _JOIN_UP_TO:  # one copy and one send beat a send per piece
+            _send_now(conn, b"".join(buf))
+            return
+    pieces: list[bytes] = []
+    small: list[bytes] = []
+    for piece in buf:
+        if len(piece) >= _WRITE_ALONE:
+            if small:
+                pieces.append(b"".join(small) if len(small) > 1 else small[0])
+                small = []
+            pieces.append(piece)
+        else:
+            small.append(piece)
+    if small:
+        pieces.append(b"".join(small) if len(small) > 1 else small[0])
+    if len(pieces) == 1:
+        _send_now(conn, pieces[0])
+    else:
+        _send_list(conn, pieces)

@@ -73,6 +73,7 @@ cdef class Engine:
     cdef public str close_sent_reason
     cdef public object failure
 
+    cpdef receive_borrowed(self, bytes data, Py_ssize_t end)
     @cython.locals(pos=Py_ssize_t, take=Py_ssize_t)
     cdef _receive(self, bytes data, Py_ssize_t end)
     cdef Py_ssize_t _parse_header(self, bytes data, Py_ssize_t pos, Py_ssize_t end) except -2
