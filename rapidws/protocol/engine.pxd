@@ -74,6 +74,8 @@ cdef class Engine:
     cdef public object failure
 
     cpdef receive_borrowed(self, bytes data, Py_ssize_t end)
+    cpdef send_message(self, object data, bint raw=*)
+    cpdef send_data(self, int opcode, object payload, bint fin=*, bint raw=*)
     @cython.locals(pos=Py_ssize_t, take=Py_ssize_t)
     cdef _receive(self, bytes data, Py_ssize_t end)
     cdef Py_ssize_t _parse_header(self, bytes data, Py_ssize_t pos, Py_ssize_t end) except -2
