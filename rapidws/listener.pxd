@@ -9,3 +9,5 @@ cdef class ListenerConnection(BaseConnection):
     cdef public object listener
     cdef public object handshake
     cdef public int side
+
+    cpdef on_message(self, object message)

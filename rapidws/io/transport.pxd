@@ -2,15 +2,17 @@
 
 cimport cython
 
-from rapidws.protocol.engine cimport Engine
+from rapidws.protocol.engine cimport Engine, SinkBase
 
 
-cdef class _ProtocolBase:
-    pass
+cdef class _ReadBuffer:
+    cdef public bint busy
+    cdef public object data
+    cdef public object view
 
 
 # asyncio.BufferedProtocol is its second base, in transport.py.
-cdef class BaseConnection(_ProtocolBase):
+cdef class BaseConnection(SinkBase):
     cdef public object _call_later
     cdef public object _close_timer
     cdef public bint _defer_flush
@@ -28,7 +30,7 @@ cdef class BaseConnection(_ProtocolBase):
     cdef public bint _paused_writing
     cdef public object _pings
     cdef public object _private_buf
-    cdef public object _rbuf
+    cdef public _ReadBuffer _rbuf
     cdef public bint _scatter_writes
     cdef public bint _tr_buffered
     cdef public list _wbuf
@@ -50,6 +52,9 @@ cdef class BaseConnection(_ProtocolBase):
     cdef public object transport
     cdef public object write_high
     cdef public object write_low
+
+    cpdef write(self, object data)
+    cpdef on_message(self, object message)
 
 cdef Py_ssize_t _fd_write(int fd, bytes data)
 

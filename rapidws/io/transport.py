@@ -61,7 +61,7 @@ from ..exceptions import (
     ProtocolError,
     closed_exception,
 )
-from ..protocol.engine import CLIENT, CLOSED, OPEN, SERVER, Engine
+from ..protocol.engine import CLIENT, CLOSED, OPEN, SERVER, Engine, SinkBase
 from ..protocol.extensions.base import Extension
 from ..protocol.handshake import Accept, Accepted, ClientHandshake, Redirect, ServerHandshake
 from ..protocol.http11 import Request, RequestParser, Response, ResponseParser
@@ -218,17 +218,7 @@ class State:
     CLOSED = 3
 
 
-class _ProtocolBase:
-    """The compiled build's extension-type base of :class:`BaseConnection`.
-
-    An extension type's first base must be one too; asyncio's
-    ``BufferedProtocol`` comes second.  In the pure build, an empty class.
-    """
-
-    __slots__ = ()
-
-
-class BaseConnection(_ProtocolBase, asyncio.BufferedProtocol):
+class BaseConnection(SinkBase, asyncio.BufferedProtocol):
     """An asyncio protocol that runs one WebSocket connection.
 
     Subclasses set :attr:`handshake` and :attr:`side`, implement the sink
@@ -447,7 +437,7 @@ class BaseConnection(_ProtocolBase, asyncio.BufferedProtocol):
                 )
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        shared = _read_buffer()
+        shared = self._rbuf or _read_buffer()  # the loop thread's
         if not shared.busy:
             self._private_buf = None
             return shared.view
@@ -460,7 +450,7 @@ class BaseConnection(_ProtocolBase, asyncio.BufferedProtocol):
             self._private_buf = None
             _feed(self, bytes(memoryview(private)[:nbytes]), nbytes, False)
             return
-        shared = _read_buffer()
+        shared = self._rbuf or _read_buffer()
         shared.busy = True
         try:
             if cython.compiled:

@@ -44,9 +44,15 @@ cdef class _MaskSource:
 cdef bytes _truncate_reason(str reason)
 
 
+cdef class SinkBase:
+    cpdef write(self, object data)
+    cpdef on_message(self, object message)
+
+
 cdef class Engine:
     cdef public bint client
     cdef public object _sink
+    cdef public SinkBase _csink
     cdef public int state
     cdef public Py_ssize_t max_size
     cdef public Py_ssize_t max_fragment_size

@@ -47,6 +47,7 @@ __all__ = [
     "SERVER",
     "Engine",
     "Sink",
+    "SinkBase",
 ]
 
 # Roles.
@@ -216,6 +217,26 @@ class Sink(Protocol):
         """
 
 
+class SinkBase:
+    """An optional base class for sinks.
+
+    The compiled engine calls the ``write`` and ``on_message`` of a sink
+    derived from it as C methods, not through Python attribute lookups;
+    any other object with :class:`Sink`'s methods works the same, a little
+    slower.  The transport layer's connections derive from it.
+    """
+
+    __slots__ = ()
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` to the peer."""
+        raise NotImplementedError
+
+    def on_message(self, message: str | bytes) -> None:
+        """A whole message arrived: ``str`` for text, ``bytes`` for binary."""
+        raise NotImplementedError
+
+
 class _DetachedSink:
     """The sink of a released engine: writes and events go nowhere."""
 
@@ -285,6 +306,7 @@ class Engine:
 
     __slots__ = (
         "_borrowed",
+        "_csink",
         "_decoder",
         "_ext_chunks",
         "_extensions",
@@ -329,6 +351,8 @@ class Engine:
             raise ValueError("side must be SERVER or CLIENT")
         self.client = side == CLIENT
         self._sink = sink
+        # The same sink when its write/on_message can be called directly.
+        self._csink: SinkBase | None = sink if isinstance(sink, SinkBase) else None
         self.state = OPEN
         self.max_size = -1 if max_size is None else max_size
         self.max_fragment_size = 0 if max_fragment_size is None else max_fragment_size
@@ -430,6 +454,7 @@ class Engine:
         """
         self.receive_eof()
         self._sink = _DETACHED
+        self._csink = None
         self._frame_buf = None
         self._frame_left = -1
         self._decoder = None
@@ -632,7 +657,11 @@ class Engine:
         self._msg_size = 0
         if self._parts:
             self._parts.clear()
-        self._sink.on_message(message)
+        csink = self._csink
+        if csink is not None:
+            csink.on_message(message)
+        else:
+            self._sink.on_message(message)
 
     def _end_frame(self, payload: bytes) -> None:
         """A whole frame kept for control or extension handling arrived."""
@@ -826,8 +855,19 @@ class Engine:
             if type(payload) is not bytes:
                 payload = bytes(payload)
             payload = _mask(payload, 0, n, key, 0)
-        if n >= _WRITE_APART:
-            self._sink.write(header)
-            self._sink.write(payload if type(payload) is bytes else bytes(payload))
+        if n >= _WRITE_APART:  # not copied behind its header
+            if type(payload) is not bytes:
+                payload = bytes(payload)
+            csink = self._csink
+            if csink is not None:
+                csink.write(header)
+                csink.write(payload)
+            else:
+                self._sink.write(header)
+                self._sink.write(payload)
         else:
-            self._sink.write(header + payload)
+            csink = self._csink
+            if csink is not None:
+                csink.write(header + payload)
+            else:
+                self._sink.write(header + payload)

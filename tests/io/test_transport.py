@@ -298,20 +298,25 @@ async def test_a_read_during_another_reads_handling_gets_its_own_buffer() -> Non
 
 async def test_each_thread_shares_a_buffer_of_its_own() -> None:
     conn, _ = open_fake(Collect())
-    other, _ = open_fake(Collect())
     shared = conn.get_buffer(-1)
     seen: list[memoryview] = []
 
     def in_thread() -> None:
-        seen.append(conn.get_buffer(-1))
-        seen.append(other.get_buffer(-1))
+        async def connect_two() -> None:
+            first, _ = open_fake(Collect())
+            second, _ = open_fake(Collect())
+            seen.extend((first.get_buffer(-1), second.get_buffer(-1)))
+
+        asyncio.run(connect_two())
 
     thread = threading.Thread(target=in_thread)
     thread.start()
     thread.join()
     assert seen[0] is not shared
     assert seen[1] is seen[0]  # shared by that thread's connections
+    other, _ = open_fake(Collect())
     assert conn.get_buffer(-1) is shared  # and this thread's buffer is still its own
+    assert other.get_buffer(-1) is shared
 
 
 async def test_idle_connections_hold_no_read_buffer() -> None:

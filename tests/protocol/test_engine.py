@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from rapidws.exceptions import InvalidState
-from rapidws.protocol.engine import CLIENT, CLOSED, CLOSING, OPEN, SERVER, Engine
+from rapidws.protocol.engine import CLIENT, CLOSED, CLOSING, OPEN, SERVER, Engine, SinkBase
 from rapidws.protocol.events import CloseReceived, EventSink, Failed, Message, Ping, Pong
 from rapidws.protocol.frames import Close, Frame, Opcode
 
@@ -643,3 +643,48 @@ def test_sink_may_defer_the_close_frame_of_a_failure() -> None:
     assert engine.state == CLOSED and sink.eof_sent
     engine.flush_failure()  # idempotent
     assert sink.take_data() == b""
+
+
+class DerivedSink(SinkBase):
+    """A sink the compiled engine calls in C: same events as a duck-typed one."""
+
+    def __init__(self) -> None:
+        self.events = EventSink()
+
+    def write(self, data: bytes) -> None:
+        self.events.write(data)
+
+    def on_message(self, message: str | bytes) -> None:
+        self.events.on_message(message)
+
+    def __getattr__(self, name: str) -> object:  # the other callbacks
+        return getattr(self.events, name)
+
+
+@pytest.mark.parametrize("derived", [False, True], ids=["duck-typed", "SinkBase"])
+def test_sinks_derived_from_sinkbase_get_the_same_calls(derived: bool) -> None:
+    sink: DerivedSink | EventSink = DerivedSink() if derived else EventSink()
+    engine = Engine(SERVER, sink)  # type: ignore[arg-type]
+    events = sink.events if isinstance(sink, DerivedSink) else sink
+    big = bytes(range(256)) * 300  # written apart from its header
+    engine.receive_data(
+        wire(Opcode.TEXT, "héllo".encode()) + wire(Opcode.BINARY, big) + wire(Opcode.PING, b"p")
+    )
+    engine.send_message(big)
+    engine.send_message("back")
+    assert events.take_events() == [Message("héllo"), Message(big), Ping(b"p")]
+    assert [(f.opcode, f.payload) for f in sent_frames(events)] == [
+        (Opcode.PONG, b"p"),
+        (Opcode.BINARY, big),
+        (Opcode.TEXT, b"back"),
+    ]
+    engine.release()
+    engine.receive_data(wire(Opcode.TEXT, b"gone"))
+    assert events.take_events() == []
+
+
+def test_sinkbase_methods_must_be_implemented() -> None:
+    with pytest.raises(NotImplementedError):
+        SinkBase().write(b"")
+    with pytest.raises(NotImplementedError):
+        SinkBase().on_message("")
