@@ -108,6 +108,7 @@ class Connection(BaseConnection):
             self._paused_reading = False
             if self.transport is not None:
                 self.transport.resume_reading()
+                self._reader_hooked = False  # take the loop's read callback back
         if decode is not None:
             if decode and type(message) is bytes:
                 return message.decode("utf-8")

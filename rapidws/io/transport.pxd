@@ -31,6 +31,7 @@ cdef class BaseConnection(SinkBase):
     cdef public object _pings
     cdef public object _private_buf
     cdef public _ReadBuffer _rbuf
+    cdef public bint _reader_hooked
     cdef public bint _scatter_writes
     cdef public bint _tr_buffered
     cdef public list _wbuf

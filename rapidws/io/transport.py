@@ -250,6 +250,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         "_pings",
         "_private_buf",
         "_rbuf",
+        "_reader_hooked",
         "_scatter_writes",
         "_tr_buffered",
         "_wbuf",
@@ -326,6 +327,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         # A buffer of this connection's own, lent for a read the shared one could not take.
         self._private_buf: bytearray | None = None
         self._rbuf: _ReadBuffer | None = None  # the thread's, once connected
+        self._reader_hooked = False  # the loop calls _read_ready itself
         self._defer_flush = False
         self._flusher: _Flusher | None = None  # this loop's, once a handler needs it
         self._scatter_writes = False  # whether transport.writelines avoids a join
@@ -416,6 +418,13 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         if shared.busy or fd < 0:  # a nested read: asyncio's way, with a buffer of its own
             transport._read_ready__get_buffer()
             return
+        if not self._reader_hooked:
+            # From now on the loop calls this directly, not through the
+            # transport's _read_ready (unless reading was paused meanwhile:
+            # then the transport registers its own again on resuming).
+            self._reader_hooked = True
+            if transport.is_reading():
+                self.loop._add_reader(fd, self._read_ready)  # type: ignore[attr-defined]
         nbytes = _fd_read(fd, shared.data)
         if nbytes > 0:
             shared.busy = True

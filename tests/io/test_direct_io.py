@@ -54,6 +54,10 @@ async def test_direct_io_is_used_where_it_applies() -> None:
         client.send_frame(Opcode.BINARY, b"ping")
         frame = await client.read_frame()
         assert frame is not None and frame.payload == b"ping"
+        if DIRECT:  # after the first read, the loop calls the connection itself
+            loop: Any = asyncio.get_running_loop()
+            handle = loop._selector.get_key(conn._fd).data[0]
+            assert handle._callback == conn._read_ready
         client.close()
         await conn.wait_closed()
         assert conn._fd == -1
@@ -157,3 +161,38 @@ async def test_aborted_connection_writes_nothing_more_directly() -> None:
         assert conn._fd == -1
         assert await client.read_frame() is None  # the reset, and no frame
         client.close()
+
+
+async def test_reads_paused_and_resumed_by_the_async_api_lose_nothing() -> None:
+    """``max_queue`` pauses reading (the loop's read callback goes) and resumes it
+    (the transport's comes back, then the connection's again)."""
+    count = 200
+    received: list[bytes] = []
+
+    async def handler(ws: rapidws.ServerConnection) -> None:
+        paused = asyncio.Event()
+        transport: Any = ws.transport
+        pause_reading = transport.pause_reading
+
+        def pause_and_tell() -> None:
+            pause_reading()
+            paused.set()
+
+        transport.pause_reading = pause_and_tell
+        if ws._paused_reading:  # already
+            paused.set()
+        await paused.wait()  # the queue filled up and reading paused
+        async for message in ws:
+            assert isinstance(message, bytes)
+            received.append(message)
+            if len(received) == count:
+                await ws.send(b"done")
+
+    async with rapidws.serve(handler, "127.0.0.1", 0, max_queue=4) as server:
+        client, _ = await RawClient.open(port_of(server))
+        for i in range(count):
+            client.send_frame(Opcode.BINARY, i.to_bytes(2, "big") * 1000)
+        frame = await asyncio.wait_for(client.read_frame(), 10)
+        assert frame is not None and frame.payload == b"done"
+        client.close()
+    assert received == [i.to_bytes(2, "big") * 1000 for i in range(count)]
