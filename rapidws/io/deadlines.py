@@ -21,15 +21,18 @@ __all__ = ["Deadline", "Deadlines"]
 class Deadline:
     """A callback due at ``when`` (loop time); :meth:`cancel` it like a TimerHandle."""
 
-    __slots__ = ("callback", "when")
+    __slots__ = ("_queue", "callback", "when")
 
-    def __init__(self, when: float, callback: Callable[[], Any]) -> None:
+    def __init__(self, queue: _Queue, when: float, callback: Callable[[], Any]) -> None:
+        self._queue = queue
         self.when = when
         self.callback: Callable[[], Any] | None = callback
 
     def cancel(self) -> None:
         """Do not call the callback (and drop it, with what it holds)."""
-        self.callback = None
+        if self.callback is not None:
+            self.callback = None
+            self._queue._cancelled()
 
     def cancelled(self) -> bool:
         return self.callback is None
@@ -38,13 +41,27 @@ class Deadline:
 class _Queue:
     """Deadlines of one delay, due in order, behind one loop timer."""
 
-    __slots__ = ("_entries", "_loop", "_timer", "delay")
+    __slots__ = ("_entries", "_live", "_loop", "_timer", "delay")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
         self._loop = loop
         self.delay = delay
         self._entries: deque[Deadline] = deque()
+        self._live = 0  # entries neither cancelled nor called
         self._timer: asyncio.TimerHandle | None = None
+
+    def _cancelled(self) -> None:
+        """One of the deadlines was cancelled; with none left, stop the timer.
+
+        An idle timer is not free: while one is set, every iteration of the
+        loop reads the clock for it.
+        """
+        self._live -= 1
+        if self._live == 0:
+            self._entries.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
 
     def add(self, callback: Callable[[], Any]) -> Deadline:
         entries = self._entries
@@ -52,8 +69,9 @@ class _Queue:
         # long as the number of deadlines still pending.
         while entries and entries[0].callback is None:
             entries.popleft()
-        deadline = Deadline(self._loop.time() + self.delay, callback)
+        deadline = Deadline(self, self._loop.time() + self.delay, callback)
         entries.append(deadline)
+        self._live += 1
         if self._timer is None:
             self._timer = self._loop.call_at(deadline.when, self._fire)
         return deadline
@@ -72,6 +90,7 @@ class _Queue:
             elif head.when <= now:
                 entries.popleft()
                 head.callback = None
+                self._live -= 1
                 due.append(callback)
             else:
                 self._timer = self._loop.call_at(head.when, self._fire)
@@ -83,7 +102,10 @@ class _Queue:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        for entry in self._entries:
+            entry.callback = None
         self._entries.clear()
+        self._live = 0
 
 
 class Deadlines:
@@ -105,9 +127,7 @@ class Deadlines:
 
     def pending(self) -> int:
         """How many deadlines are set and neither cancelled nor called."""
-        return sum(
-            1 for queue in self._queues.values() for entry in queue._entries if entry.callback
-        )
+        return sum(queue._live for queue in self._queues.values())
 
     def close(self) -> None:
         """Cancel everything (the loop timers included)."""

@@ -141,3 +141,31 @@ async def test_on_a_real_loop() -> None:
     deadlines.call_later(0.0, lambda: done.set_result(loop.time()))
     assert await done <= loop.time()
     deadlines.close()
+
+
+def test_the_timer_stops_once_no_deadline_is_pending() -> None:
+    """An idle timer costs every loop iteration a clock read: none is left set."""
+    loop, deadlines = make()
+    fired: list[str] = []
+    first = deadlines.call_later(10, lambda: fired.append("first"))
+    second = deadlines.call_later(10, lambda: fired.append("second"))
+    assert len(loop.timers) == 1
+    first.cancel()
+    assert len(loop.timers) == 1  # one still pending
+    second.cancel()
+    second.cancel()  # twice is harmless
+    assert loop.timers == [] and deadlines.pending() == 0
+    third = deadlines.call_later(10, lambda: fired.append("third"))  # a new timer
+    assert len(loop.timers) == 1 and deadlines.pending() == 1
+    loop.advance(10)
+    assert fired == ["third"] and loop.timers == [] and deadlines.pending() == 0
+    third.cancel()  # after it ran: nothing to do
+    assert deadlines.pending() == 0
+
+
+def test_cancelling_after_close_does_nothing() -> None:
+    loop, deadlines = make()
+    deadline = deadlines.call_later(5, lambda: None)
+    deadlines.close()
+    deadline.cancel()
+    assert loop.timers == [] and deadlines.pending() == 0
