@@ -21,10 +21,14 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+import socket
+from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Callable
 from typing import Any
 
 __all__ = ["create_connection", "create_server", "use_fastnet"]
+
+Factory = Callable[[], asyncio.BaseProtocol]
 
 
 def use_fastnet(fastnet: bool | None) -> Any:
@@ -44,15 +48,68 @@ def use_fastnet(fastnet: bool | None) -> Any:
 
 
 async def create_server(
-    factory: Callable[[], asyncio.BaseProtocol], fastnet: bool | None = None, **kwargs: Any
+    factory: Factory, fastnet: bool | None = None, **kwargs: Any
 ) -> asyncio.Server:
-    """``loop.create_server(factory, **kwargs)``, on aiofastnet's transports if chosen."""
+    """``loop.create_server(factory, **kwargs)``, on aiofastnet's transports if chosen.
+
+    On asyncio's own selector loops, plain TCP servers accept with
+    :func:`_accept` instead of asyncio's accept loop.
+    """
     loop = asyncio.get_running_loop()
     module = use_fastnet(fastnet)
     if module is not None:
         server: asyncio.Server = await module.create_server(loop, factory, **kwargs)
         return server
-    return await loop.create_server(factory, **kwargs)
+    server = await loop.create_server(factory, **kwargs)
+    if (
+        kwargs.get("ssl") is None
+        and isinstance(loop, BaseSelectorEventLoop)
+        and server.is_serving()
+        and hasattr(loop, "_make_socket_transport")
+    ):
+        backlog = kwargs.get("backlog", 100)
+        for sock in server._sockets:  # type: ignore[attr-defined]
+            # Replaces the reader asyncio's create_server registered.
+            loop._add_reader(  # type: ignore[attr-defined]
+                sock.fileno(), _accept, loop, factory, sock, server, backlog
+            )
+    return server
+
+
+def _accept(
+    loop: Any, factory: Factory, sock: socket.socket, server: asyncio.Server, backlog: int
+) -> None:
+    """The listening socket is readable: accept what is waiting, up to ``backlog``.
+
+    What asyncio's selector loops do, without a task and a future per
+    connection: the transport is made at once; as with asyncio,
+    ``connection_made`` follows on the next loop iteration.  Running out of
+    file descriptors (or another ``accept`` error) is left to asyncio's own
+    accept loop, which pauses accepting for a while.
+    """
+    for _ in range(backlog):
+        try:
+            conn, addr = sock.accept()
+            conn.setblocking(False)
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        except OSError:
+            loop._accept_connection(factory, sock, None, server, backlog)
+            return
+        try:
+            protocol = factory()
+            loop._make_socket_transport(conn, protocol, extra={"peername": addr}, server=server)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            conn.close()
+            loop.call_exception_handler(
+                {
+                    "message": "Error on transport creation for incoming connection",
+                    "exception": exc,
+                    "socket": conn,
+                }
+            )
 
 
 async def create_connection(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import ssl
+from typing import Any, cast
 
 import pytest
+import trustme
 
 import rapidws
 from rapidws.io import network
@@ -62,3 +66,71 @@ async def test_echo_over_either_transport(server_fastnet: bool, client_fastnet: 
             assert await ws.recv() == "text"
         assert ws.close_code == 1000
     assert [m.startswith("aiofastnet") for m in server_transports] == [server_fastnet]
+
+
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+def reader_callback(server: asyncio.Server) -> Any:
+    loop: Any = asyncio.get_running_loop()
+    (sock,) = server.sockets
+    return loop._selector.get_key(sock.fileno()).data[0]._callback
+
+
+async def echo_once(port: int, data: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    reply = await reader.readexactly(len(data))
+    writer.close()
+    return reply
+
+
+async def test_plain_servers_accept_without_asyncio_accept_loop() -> None:
+    server = await network.create_server(Echo, False, host="127.0.0.1", port=0)
+    async with server:
+        assert reader_callback(server) is network._accept
+        port = server.sockets[0].getsockname()[1]
+        replies = await asyncio.gather(*(echo_once(port, b"%d" % i) for i in range(50)))
+        assert replies == [b"%d" % i for i in range(50)]
+    with pytest.raises(OSError):  # closed: nothing accepts any more
+        await echo_once(port, b"x")
+
+
+async def test_a_failing_protocol_factory_closes_only_that_connection() -> None:
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda loop, context: errors.append(context))
+    calls = 0
+
+    def factory() -> asyncio.Protocol:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("factory failed")
+        return Echo()
+
+    try:
+        server = await network.create_server(factory, False, host="127.0.0.1", port=0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            assert await reader.read() == b""  # closed at once
+            writer.close()
+            assert await echo_once(port, b"next") == b"next"  # still serving
+    finally:
+        loop.set_exception_handler(None)
+    assert [str(e["exception"]) for e in errors] == ["factory failed"]
+
+
+async def test_tls_servers_keep_asyncio_accept_loop() -> None:
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+    server = await network.create_server(Echo, False, host="127.0.0.1", port=0, ssl=context)
+    async with server:
+        assert reader_callback(server) != network._accept
