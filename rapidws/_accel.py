@@ -27,6 +27,7 @@ HOT_MODULES = (
     "rapidws.protocol.handshake",
     "rapidws.io.transport",
     "rapidws.listener",
+    "rapidws.asyncio.connection",
 )
 
 NO_EXTENSIONS = os.environ.get("RAPIDWS_NO_EXTENSIONS", "") not in ("", "0")

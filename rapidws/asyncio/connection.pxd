@@ -1,0 +1,17 @@
+# Types for the compiled build of connection.py (Cython pure-Python mode).
+
+from rapidws.io.transport cimport BaseConnection
+
+
+cdef class Connection(BaseConnection):
+    cdef dict __dict__
+    cdef object __weakref__
+    cdef public Py_ssize_t max_queue_high
+    cdef public Py_ssize_t max_queue_low
+    cdef public object _messages
+    cdef public object _recv_waiter
+    cdef public bint _paused_reading
+    cdef public object _send_lock
+    cdef public bint _fail_after_drain
+
+    cpdef on_message(self, object message)
