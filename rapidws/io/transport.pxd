@@ -5,10 +5,20 @@ cimport cython
 from rapidws.protocol.engine cimport Engine, SinkBase
 
 
+cdef class BaseConnection
+
+
 cdef class _ReadBuffer:
     cdef public bint busy
     cdef public object data
     cdef public object view
+
+
+cdef class _Flusher:
+    cdef list _pending
+    cdef bint _scheduled
+
+    cpdef add(self, BaseConnection conn)
 
 
 # asyncio.BufferedProtocol is its second base, in transport.py.
@@ -19,7 +29,7 @@ cdef class BaseConnection(SinkBase):
     cdef public object _drain_waiters
     cdef public object _failure
     cdef public int _fd
-    cdef public object _flusher
+    cdef public _Flusher _flusher
     cdef public object _hs_buf
     cdef public object _hs_parser
     cdef public object _keepalive_timer

@@ -188,7 +188,7 @@ class _Flusher:
         self._scheduled = False
         pending, self._pending = self._pending, []
         for conn in pending:
-            conn._flush()
+            _flush_writes(conn)
 
 
 _FLUSHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
