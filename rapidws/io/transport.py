@@ -473,10 +473,6 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         """Bytes from a transport that does not use :meth:`get_buffer`."""
         _feed(self, data, len(data), False)
 
-    def _received(self, data: bytes, end: int, borrowed: bool) -> None:
-        """Handle ``data[:end]`` (see :func:`_feed`)."""
-        _feed(self, data, end, borrowed)
-
     def eof_received(self) -> bool | None:
         if self.engine is not None:
             self.engine.receive_eof()
@@ -547,14 +543,6 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
             return
         if self.transport is not None:
             _send_now(self, data)
-
-    def _send(self, data: bytes) -> None:
-        """Write ``data`` now (see :func:`_send_now`)."""
-        _send_now(self, data)
-
-    def _send_pieces(self, pieces: list[bytes]) -> None:
-        """Write ``pieces`` now, in order (see :func:`_send_list`)."""
-        _send_list(self, pieces)
 
     def _flush(self) -> None:
         """Send what was written while corked (see :func:`_flush_writes`)."""
