@@ -77,7 +77,11 @@ cdef Py_ssize_t _fd_read(int fd, bytes buffer)
 @cython.locals(engine=Engine, flush_scheduled=bint)
 cdef _feed(BaseConnection conn, bytes data, Py_ssize_t end, bint borrowed)
 
-@cython.locals(fd=int, sent=Py_ssize_t)
+cdef bint _is_direct(object transport)
+
+cdef bint _writes_direct(BaseConnection conn) except -1
+
+@cython.locals(sent=Py_ssize_t)
 cdef _send_now(BaseConnection conn, bytes data)
 
 @cython.locals(fd=int, sent=Py_ssize_t, start=Py_ssize_t, stop=Py_ssize_t, count=Py_ssize_t)

@@ -98,6 +98,11 @@ except ImportError:  # pragma: no cover - asyncio without selector transports
     pass
 
 
+def _is_direct(transport: Any) -> bool:
+    """Whether a connection reads and writes straight on ``transport``'s socket."""
+    return bool(cython.compiled) and type(transport) in _DIRECT_TRANSPORTS
+
+
 def _fd_read(fd: int, buffer: bytes) -> int:
     """``read(2)`` from ``fd`` into ``buffer`` (at most ``_READ_SIZE``), compiled build only."""
     return read(fd, PyBytes_AS_STRING(buffer), _READ_SIZE)
@@ -391,7 +396,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         ).__module__.startswith("asyncio.")
         transport.set_write_buffer_limits(self.write_high, self.write_low)
         self._rbuf = _read_buffer()
-        if cython.compiled and type(transport) in _DIRECT_TRANSPORTS:
+        if _is_direct(transport):
             self._fd = transport.get_extra_info("socket").fileno()
             self._scatter_writes = True
             # The transport reads through this: it skips asyncio's
@@ -483,7 +488,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._fd = -1  # the transport closes the socket after this call
         transport: Any = self.transport
-        if cython.compiled and type(transport) in _DIRECT_TRANSPORTS:
+        if _is_direct(transport):
             # Give the transport its own read callback back: ours holds this
             # connection, and the transport would keep it in a cycle.
             transport._read_ready_cb = transport._read_ready__get_buffer
@@ -867,18 +872,25 @@ def _feed(conn: BaseConnection, data: bytes, end: int, borrowed: bool) -> None:
         conn._handshake_failed(exc)
 
 
+def _writes_direct(conn: BaseConnection) -> bool:
+    """Whether a write may go straight to the socket now: the transport holds nothing."""
+    if conn._fd < 0:
+        return False
+    if conn._tr_buffered:
+        transport = conn.transport
+        assert transport is not None
+        if transport.get_write_buffer_size():
+            return False  # it goes behind what the transport holds
+        conn._tr_buffered = False
+    return True
+
+
 def _send_now(conn: BaseConnection, data: bytes) -> None:
     """Write ``data`` now: straight to the socket when the transport holds nothing."""
     transport = conn.transport
     assert transport is not None
-    fd = conn._fd
-    if fd >= 0:
-        if conn._tr_buffered:
-            if transport.get_write_buffer_size():
-                transport.write(data)  # behind what the transport holds
-                return
-            conn._tr_buffered = False
-        sent = _fd_write(fd, data)
+    if _writes_direct(conn):
+        sent = _fd_write(conn._fd, data)
         if sent == len(data):
             return
         # The rest (all of it on EAGAIN or an error) goes the transport's
@@ -893,16 +905,14 @@ def _send_list(conn: BaseConnection, pieces: list[bytes]) -> None:
     """Write ``pieces`` in order, with ``writev`` where they go straight to the socket."""
     transport = conn.transport
     assert transport is not None
-    fd = conn._fd
-    if fd >= 0 and conn._tr_buffered and not transport.get_write_buffer_size():
-        conn._tr_buffered = False
-    if fd < 0 or conn._tr_buffered:
+    if not _writes_direct(conn):
         if conn._scatter_writes:
             transport.writelines(pieces)
         else:
             for piece in pieces:
                 transport.write(piece)
         return
+    fd = conn._fd
     start = 0
     count = len(pieces)
     while start < count:
