@@ -117,7 +117,8 @@ async def test_corked_large_echoes_follow_in_order() -> None:
         client.close()
 
 
-async def test_peer_reset_while_reading_closes_with_its_error() -> None:
+def handler_reporting_closure() -> tuple[Any, asyncio.Future[BaseException]]:
+    """A handler waiting in ``recv``, and the future that gets what ``recv`` raised."""
     closed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
 
     async def handler(ws: rapidws.ServerConnection) -> None:
@@ -126,6 +127,11 @@ async def test_peer_reset_while_reading_closes_with_its_error() -> None:
         except rapidws.ConnectionClosed as exc:
             closed.set_result(exc)
 
+    return handler, closed
+
+
+async def test_peer_reset_while_reading_closes_with_its_error() -> None:
+    handler, closed = handler_reporting_closure()
     async with rapidws.serve(handler, "127.0.0.1", 0) as server:
         client, _ = await RawClient.open(port_of(server))
         sock = client.writer.get_extra_info("socket")
@@ -140,14 +146,7 @@ async def test_peer_reset_while_reading_closes_with_its_error() -> None:
 
 
 async def test_peer_eof_mid_frame_is_an_abnormal_closure() -> None:
-    closed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
-
-    async def handler(ws: rapidws.ServerConnection) -> None:
-        try:
-            await ws.recv()
-        except rapidws.ConnectionClosed as exc:
-            closed.set_result(exc)
-
+    handler, closed = handler_reporting_closure()
     async with rapidws.serve(handler, "127.0.0.1", 0) as server:
         client, _ = await RawClient.open(port_of(server))
         client.writer.write(b"\x82\x85abcd")  # a header and no payload
