@@ -855,19 +855,17 @@ class Engine:
             if type(payload) is not bytes:
                 payload = bytes(payload)
             payload = _mask(payload, 0, n, key, 0)
+        rest: bytes | None = None
         if n >= _WRITE_APART:  # not copied behind its header
-            if type(payload) is not bytes:
-                payload = bytes(payload)
-            csink = self._csink
-            if csink is not None:
-                csink.write(header)
-                csink.write(payload)
-            else:
-                self._sink.write(header)
-                self._sink.write(payload)
+            rest = payload if type(payload) is bytes else bytes(payload)
         else:
-            csink = self._csink
-            if csink is not None:
-                csink.write(header + payload)
-            else:
-                self._sink.write(header + payload)
+            header += payload
+        csink = self._csink
+        if csink is not None:
+            csink.write(header)
+            if rest is not None:
+                csink.write(rest)
+        else:
+            self._sink.write(header)
+            if rest is not None:
+                self._sink.write(rest)
