@@ -106,9 +106,7 @@ class Connection(BaseConnection):
             self.loop.call_soon(self._flush_failure)
         if self._paused_reading and len(messages) <= self.max_queue_low:
             self._paused_reading = False
-            if self.transport is not None:
-                self.transport.resume_reading()
-                self._reader_hooked = False  # take the loop's read callback back
+            self._resume_reading()
         if decode is not None:
             if decode and type(message) is bytes:
                 return message.decode("utf-8")

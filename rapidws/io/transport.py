@@ -515,6 +515,16 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         self._lost.set_result(None)
         self._lost_hook()
 
+    def _resume_reading(self) -> None:
+        """Resume reading paused by ``transport.pause_reading()``.
+
+        The transport registers its own read callback again; the next read
+        puts the connection's back (see :meth:`_read_ready`).
+        """
+        if self.transport is not None:
+            self.transport.resume_reading()
+            self._reader_hooked = False
+
     def pause_writing(self) -> None:
         self._paused_writing = True
 
