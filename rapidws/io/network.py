@@ -69,7 +69,6 @@ async def create_server(
         kwargs.get("ssl") is None
         and isinstance(loop, BaseSelectorEventLoop)
         and server.is_serving()
-        and hasattr(loop, "_make_socket_transport")
     ):
         backlog = kwargs.get("backlog", 100)
         for sock in server._sockets:  # type: ignore[attr-defined]
