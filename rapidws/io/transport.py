@@ -9,8 +9,8 @@ it and implement the engine's sink callbacks (``on_message`` and friends).
 
 In the compiled build, on asyncio's plain (not TLS) socket transports, the
 data path skips asyncio's Python: the transport's read callback is this
-layer's, which reads into the shared buffer with ``read(2)``, and writes go to the
-socket with ``write(2)`` / ``writev(2)`` while the transport holds nothing.
+layer's, which reads into the shared buffer with ``recv(2)``, and writes go to the
+socket with ``send(2)`` / ``sendmsg(2)`` while the transport holds nothing.
 End of file, errors and whatever the socket does not take are left to the
 transport, as if it had met them itself.
 """
@@ -34,12 +34,15 @@ if TYPE_CHECKING:
     PyBytes_FromStringAndSize: Callable[[None, int], bytes]
     PyMemoryView_FromMemory: Callable[[Any, int, int], memoryview]
     iovec: Any
-    read: Callable[[int, Any, int], int]
-    write: Callable[[int, Any, int], int]
+    msghdr: Any
+    recv: Callable[[int, Any, int, int], int]
+    send: Callable[[int, Any, int, int], int]
+    sendmsg: Callable[[int, Any, int], int]
+    MSG_NOSIGNAL: int
+    memset: Callable[[Any, int, int], Any]
     errno: int
     EAGAIN: int
     EINTR: int
-    writev: Callable[[int, Any, int], int]
 else:
     try:
         import cython
@@ -47,8 +50,9 @@ else:
         from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize
         from cython.cimports.cpython.memoryview import PyMemoryView_FromMemory
         from cython.cimports.libc.errno import EAGAIN, EINTR, errno
-        from cython.cimports.posix.uio import iovec, writev
-        from cython.cimports.posix.unistd import read, write
+        from cython.cimports.libc.string import memset
+        from cython.cimports.posix.uio import iovec
+        from cython.cimports.rapidws.io._socket import MSG_NOSIGNAL, msghdr, recv, send, sendmsg
     except (ImportError, AttributeError):
         from .. import _cython_shim as cython
 
@@ -81,13 +85,13 @@ _JOIN_UP_TO = 262144
 #: Size of the read buffer, as much as asyncio reads at once.
 _READ_SIZE = 262144
 
-#: Pieces handed to one ``writev`` call.
+#: Pieces handed to one ``sendmsg`` call.
 _IOV_MAX = 64
 
 #: Transports whose writes may go straight to their socket's file descriptor
 #: while their own buffer is empty: asyncio's plain (not TLS) socket
 #: transports, written in Python.  Their ``write`` does the same ``send``
-#: first; calling ``write(2)`` from compiled code skips the Python around it.
+#: first; calling ``send(2)`` from compiled code skips the Python around it.
 _DIRECT_TRANSPORTS: tuple[type, ...] = ()  # (POSIX file descriptors only)
 try:
     from asyncio.selector_events import _SelectorSocketTransport  # type: ignore[attr-defined]
@@ -104,17 +108,17 @@ def _is_direct(transport: Any) -> bool:
 
 
 def _fd_read(fd: int, buffer: bytes) -> int:
-    """``read(2)`` from ``fd`` into ``buffer`` (at most ``_READ_SIZE``), compiled build only."""
-    return read(fd, PyBytes_AS_STRING(buffer), _READ_SIZE)
+    """``recv(2)`` from socket ``fd`` into ``buffer`` (``_READ_SIZE`` at most; compiled only)."""
+    return recv(fd, PyBytes_AS_STRING(buffer), _READ_SIZE, 0)
 
 
 def _fd_write(fd: int, data: bytes) -> int:
-    """``write(2)`` of ``data`` to ``fd``: bytes written, or -1 (compiled build only)."""
-    return write(fd, PyBytes_AS_STRING(data), len(data))
+    """``send(2)`` of ``data`` to socket ``fd``: bytes sent, or -1 (compiled build only)."""
+    return send(fd, PyBytes_AS_STRING(data), len(data), MSG_NOSIGNAL)
 
 
 def _fd_writev(fd: int, pieces: list[bytes], start: int, stop: int) -> int:
-    """``writev(2)`` of ``pieces[start:stop]`` (at most ``_IOV_MAX``), as :func:`_fd_write`."""
+    """``sendmsg(2)`` of ``pieces[start:stop]`` (at most ``_IOV_MAX``), as :func:`_fd_write`."""
     iov = cython.declare(iovec[64])  # runs compiled only
     count = 0
     while start < stop:
@@ -123,7 +127,11 @@ def _fd_writev(fd: int, pieces: list[bytes], start: int, stop: int) -> int:
         iov[count].iov_len = len(piece)
         count += 1
         start += 1
-    return writev(fd, iov, count)
+    msg = cython.declare(msghdr)
+    memset(cython.address(msg), 0, cython.sizeof(msghdr))
+    msg.msg_iov = iov
+    msg.msg_iovlen = count
+    return sendmsg(fd, cython.address(msg), MSG_NOSIGNAL)
 
 
 class _ReadBuffer:
@@ -912,7 +920,7 @@ def _send_now(conn: BaseConnection, data: bytes) -> None:
 
 
 def _send_list(conn: BaseConnection, pieces: list[bytes]) -> None:
-    """Write ``pieces`` in order, with ``writev`` where they go straight to the socket."""
+    """Write ``pieces`` in order, with ``sendmsg`` where they go straight to the socket."""
     transport = conn.transport
     assert transport is not None
     if not _writes_direct(conn):
@@ -944,7 +952,7 @@ def _flush_writes(conn: BaseConnection) -> None:
     """Send what was written while corked, in one call.
 
     Small pieces are joined; large ones (a big payload behind its header)
-    are not copied: they go together in one ``writev`` where writes go
+    are not copied: they go together in one ``sendmsg`` where writes go
     straight to the socket, or through ``writelines`` where the transport
     gathers (uvloop, aiofastnet, asyncio from Python 3.12); on older
     asyncio, whose ``writelines`` joins, they go one by one.

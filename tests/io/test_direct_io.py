@@ -1,7 +1,7 @@
 """Reads and writes straight on the socket (compiled build, asyncio's plain transports).
 
-The compiled build reads into the shared buffer with ``read(2)`` and writes
-with ``write(2)`` / ``writev(2)`` while the transport holds nothing; what
+The compiled build reads into the shared buffer with ``recv(2)`` and writes
+with ``send(2)`` / ``sendmsg(2)`` while the transport holds nothing; what
 the socket does not take goes through the transport.  These tests run in
 both builds: the pure build must behave the same through asyncio's own path.
 """
@@ -104,7 +104,7 @@ async def test_writes_the_socket_cannot_take_follow_in_order() -> None:
 
 
 async def test_corked_large_echoes_follow_in_order() -> None:
-    """Echoes of one read leave together (``writev`` where direct); a short write
+    """Echoes of one read leave together (``sendmsg`` where direct); a short write
     hands the rest to the transport, in order."""
     payloads = [bytes([i]) * (MIB + i) for i in range(6)] + [b"tail"]
     listener = Opened()
