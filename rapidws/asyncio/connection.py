@@ -115,15 +115,16 @@ class Connection(BaseConnection):
         return message
 
     def __aiter__(self) -> AsyncIterator[Data]:
-        return self._iterate()
+        """Iterate over messages until the connection closes; a normal close ends quietly."""
+        return self
 
-    async def _iterate(self) -> AsyncIterator[Data]:
-        """Yield messages until the connection closes; a normal close ends quietly."""
+    async def __anext__(self) -> Data:
+        # Not an async generator: one coroutine per message, no generator
+        # and ``asend`` object around it.
         try:
-            while True:
-                yield await self.recv()
+            return await self.recv()
         except ConnectionClosedOK:
-            return
+            raise StopAsyncIteration from None
 
     # --------------------------------------------------------------- sending
 

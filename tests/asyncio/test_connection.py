@@ -68,6 +68,25 @@ async def test_async_for_ends_on_normal_close() -> None:
         assert ws.close_code == 1000
 
 
+async def test_async_for_raises_on_abnormal_close_and_can_be_resumed() -> None:
+    async def handler(ws: rapidws.ServerConnection) -> None:
+        for i in range(3):
+            await ws.send(str(i))
+        await ws.close(1011, "boom")
+
+    async with running_server(handler) as (_, uri), rapidws.connect(uri) as ws:
+        assert aiter(ws) is ws  # one iterator: a second loop goes on where the first left off
+        received = []
+        async for message in ws:
+            received.append(message)
+            break
+        with pytest.raises(rapidws.ConnectionClosedError) as caught:
+            async for message in ws:
+                received.append(message)
+        assert received == ["0", "1", "2"]
+        assert caught.value.rcvd is not None and caught.value.rcvd.code == 1011
+
+
 async def test_ping_gives_round_trip_time() -> None:
     async with running_server() as (_, uri), rapidws.connect(uri) as ws:
         waiter = await ws.ping()
