@@ -18,7 +18,6 @@ from types import ModuleType
 
 __all__ = ["HOT_MODULES", "NO_EXTENSIONS", "compiled_modules", "is_compiled"]
 
-#: Modules compiled by ``setup.py``.
 #: Modules ``setup.py`` compiles (it reads this tuple without importing rapidws).
 HOT_MODULES = (
     "rapidws.protocol.engine",
@@ -26,6 +25,7 @@ HOT_MODULES = (
     "rapidws.protocol.headers",
     "rapidws.protocol.handshake",
     "rapidws.io.transport",
+    "rapidws.io.sockets",
     "rapidws.listener",
     "rapidws.asyncio.connection",
 )

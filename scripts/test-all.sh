@@ -34,8 +34,11 @@ bash conformance/interop/setup.sh
 export RAPIDWS_REQUIRE_INTEROP=1
 
 status=0
-# The compiled run uses aiofastnet's transports (installed with the test
-# extra, opted into here); the pure run the event loop's own (the default).
+# The compiled build runs on the default transports (the loop's own, and
+# rapidws's own on uvloop) and again on aiofastnet's (installed with the test
+# extra, opted into here); the pure build on the default ones.
+echo "== pytest (compiled build, default transports)"
+RAPIDWS_FASTNET=0 RAPIDWS_EXPECT_COMPILED=1 timeout 900 "$PY" -m pytest -q -p no:cacheprovider || status=1
 echo "== pytest (compiled build, aiofastnet transports)"
 RAPIDWS_FASTNET=1 RAPIDWS_EXPECT_COMPILED=1 timeout 900 "$PY" -m pytest -q -p no:cacheprovider || status=1
 echo "== pytest (pure-Python build, asyncio transports)"

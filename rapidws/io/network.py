@@ -14,7 +14,14 @@ Not the default: measured with 10,000 idle connections, aiofastnet's
 transports cost about 5 KiB more per connection (11.7 KiB against 7.0 for
 the callback API).
 
-On the loop's own transports, a plain TCP server on one of asyncio's
+On uvloop, plain TCP servers and clients run on rapidws's own transport,
+:class:`~rapidws.io.sockets.SocketTransport` (see
+:mod:`rapidws.io.listening`): uvloop's transports read and write through
+libuv, where rapidws cannot reach the socket.  Arguments that only the
+loop's own ``create_server`` / ``create_connection`` take (TLS, ``sock`` for
+clients, ``local_addr``, ...) select the loop's transports.
+
+On asyncio's own transports, a plain TCP server on one of asyncio's
 selector loops accepts with :func:`_accept`: the transport of each new
 connection is made at once, without the task and the future asyncio's
 accept loop spends on each.
@@ -29,6 +36,8 @@ import socket
 from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Callable
 from typing import Any
+
+from . import listening
 
 __all__ = ["create_connection", "create_server", "use_fastnet"]
 
@@ -64,6 +73,9 @@ async def create_server(
     if module is not None:
         server: asyncio.Server = await module.create_server(loop, factory, **kwargs)
         return server
+    if _own_transports(loop, kwargs, _SERVER_ARGUMENTS):
+        kwargs.pop("ssl", None)
+        return await listening.start_server(factory, **kwargs)  # type: ignore[return-value]
     server = await loop.create_server(factory, **kwargs)
     if (
         kwargs.get("ssl") is None
@@ -125,4 +137,24 @@ async def create_connection(
         result: tuple[asyncio.BaseTransport, asyncio.BaseProtocol]
         result = await module.create_connection(loop, factory, **kwargs)
         return result
+    if _own_transports(loop, kwargs, _CONNECTION_ARGUMENTS):
+        kwargs.pop("ssl", None)
+        return await listening.open_connection(factory, **kwargs)  # type: ignore[return-value]
     return await loop.create_connection(factory, **kwargs)
+
+
+#: What :func:`listening.start_server` and :func:`listening.open_connection` take.
+_SERVER_ARGUMENTS = frozenset(
+    {"host", "port", "family", "flags", "sock", "backlog", "ssl"}
+    | {"reuse_address", "reuse_port", "start_serving"}
+)
+_CONNECTION_ARGUMENTS = frozenset(("host", "port", "family", "flags", "ssl"))
+
+
+def _own_transports(loop: Any, kwargs: dict[str, Any], arguments: frozenset[str]) -> bool:
+    """Whether to run on :class:`~rapidws.io.sockets.SocketTransport`: plain TCP on uvloop."""
+    return (
+        kwargs.get("ssl") is None
+        and arguments.issuperset(kwargs)
+        and type(loop).__module__.startswith("uvloop")
+    )
