@@ -19,6 +19,7 @@ cdef class SocketTransport:
     cdef public object _loop
     cdef public Py_ssize_t _low
     cdef public bint _paused
+    cdef public object _peername
     cdef public object _protocol
     cdef public bint _protocol_buffered
     cdef public bint _protocol_connected

@@ -74,6 +74,7 @@ class SocketTransport:
         "_loop",
         "_low",
         "_paused",
+        "_peername",
         "_protocol",
         "_protocol_buffered",
         "_protocol_connected",
@@ -96,18 +97,11 @@ class SocketTransport:
         self._loop = loop
         self._sock: socket.socket | None = sock
         self._fd = sock.fileno()
-        self._extra: dict[str, Any] = {"socket": sock}
-        try:
-            self._extra["sockname"] = sock.getsockname()
-        except OSError:
-            self._extra["sockname"] = None
-        if extra is None or "peername" not in extra:
-            try:
-                self._extra["peername"] = sock.getpeername()
-            except OSError:
-                self._extra["peername"] = None
-        if extra:
-            self._extra.update(extra)
+        # ``sockname`` and ``peername`` are looked up when first asked for (an
+        # idle connection keeps no dict), then kept for after the close.
+        extra = dict(extra) if extra else {}
+        self._peername: Any = extra.pop("peername", None)
+        self._extra: dict[str, Any] | None = extra or None
         self._buffer: list[bytes | memoryview] = []
         self._buffer_size = 0
         self._high = 65536
@@ -144,7 +138,29 @@ class SocketTransport:
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """``socket``, ``sockname`` and ``peername``, as asyncio's transports give them."""
-        return self._extra.get(name, default)
+        if name == "peername":
+            if self._peername is None and self._sock is not None:
+                self._peername = self._address(True)
+            return self._peername
+        extra = self._extra
+        if extra is not None and name in extra:
+            return extra[name]
+        if name == "socket":
+            return self._sock
+        if name == "sockname" and self._sock is not None:
+            if extra is None:
+                extra = self._extra = {}
+            extra[name] = address = self._address(False)
+            return address
+        return default
+
+    def _address(self, peer: bool) -> Any:
+        sock = self._sock
+        assert sock is not None
+        try:
+            return sock.getpeername() if peer else sock.getsockname()
+        except OSError:
+            return None
 
     def is_closing(self) -> bool:
         return self._closing

@@ -133,6 +133,11 @@ def test_data_both_ways_then_peer_eof_closes(run: Any, kind: type[Recorder]) -> 
         assert transport.is_closing()
         assert peer.recv(10) == b""  # the transport closed its side
         assert sock.fileno() == -1
+        # Addresses asked for while open are still there once closed.
+        assert transport.get_extra_info("peername") == peer.getsockname()
+        assert transport.get_extra_info("sockname") == peer.getpeername()
+        assert transport.get_extra_info("socket") is None
+        assert transport.get_extra_info("cipher", "none") == "none"
         peer.close()
 
     run(main())
