@@ -115,8 +115,9 @@ def test_data_both_ways_then_peer_eof_closes(run: Any, kind: type[Recorder]) -> 
     async def main() -> None:
         protocol = kind()
         transport, peer = await connected(protocol)
-        assert transport.get_extra_info("peername") == peer.getsockname()
-        assert transport.get_extra_info("sockname") == peer.getpeername()
+        addresses = (peer.getsockname(), peer.getpeername())
+        assert transport.get_extra_info("peername") == addresses[0]
+        assert transport.get_extra_info("sockname") == addresses[1]
         sock = transport.get_extra_info("socket")
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         peer.sendall(b"hello, transport")
@@ -134,8 +135,8 @@ def test_data_both_ways_then_peer_eof_closes(run: Any, kind: type[Recorder]) -> 
         assert peer.recv(10) == b""  # the transport closed its side
         assert sock.fileno() == -1
         # Addresses asked for while open are still there once closed.
-        assert transport.get_extra_info("peername") == peer.getsockname()
-        assert transport.get_extra_info("sockname") == peer.getpeername()
+        assert transport.get_extra_info("peername") == addresses[0]
+        assert transport.get_extra_info("sockname") == addresses[1]
         assert transport.get_extra_info("socket") is None
         assert transport.get_extra_info("cipher", "none") == "none"
         peer.close()
