@@ -548,7 +548,9 @@ class SocketTransport:
                 self._loop.remove_writer(self._fd)
                 sock.close()
                 self._sock = None
+            # Break the transport-protocol cycle: both go by reference counting.
             self._conn = None
+            self._protocol = None  # type: ignore[assignment]
             server = self._server
             if server is not None:
                 self._server = None
