@@ -87,7 +87,7 @@ class Server:
 
     def __init__(self, logger: logging.Logger | logging.LoggerAdapter[Any] | None = None) -> None:
         self.logger = logger or default_logger
-        self.server: asyncio.Server | None = None
+        self.server: asyncio.AbstractServer | None = None
         self.connections: set[BaseConnection] = set()
         self._closing = False
         self._closed: asyncio.Future[None] | None = None
@@ -107,7 +107,8 @@ class Server:
     @property
     def sockets(self) -> Iterable[Any]:
         """The listening sockets."""
-        return self.server.sockets if self.server is not None else ()
+        # asyncio.Server and SocketServer both have them; AbstractServer does not say so.
+        return getattr(self.server, "sockets", ())
 
     def is_serving(self) -> bool:
         return self.server is not None and self.server.is_serving()

@@ -1,30 +1,26 @@
-"""Where transports come from: the event loop's own, or aiofastnet's.
+"""Where transports come from: rapidws's own, the event loop's, or aiofastnet's.
+
+Plain TCP servers and clients on asyncio's selector loops and on uvloop run
+on rapidws's own transport, :class:`~rapidws.io.sockets.SocketTransport`
+(see :mod:`rapidws.io.listening`): the compiled build reads from and writes
+to its socket without Python in between, and a server accepts without the
+task and the future asyncio spends on each connection.  TLS, and arguments
+that only the loop's own ``create_server`` / ``create_connection`` take
+(``sock`` for clients, ``local_addr``, ...), select the loop's transports.
 
 ``aiofastnet`` (optional, a dependency of picows) provides compiled TCP and
 TLS transports for any asyncio loop.  rapidws's protocols are plain
-:class:`asyncio.BufferedProtocol` objects, so they run on either.  ``fastnet``:
+:class:`asyncio.BufferedProtocol` objects, so they run on it too.  ``fastnet``:
 
-- ``None`` (default): the loop's own, unless the environment says
-  ``RAPIDWS_FASTNET=1`` (use aiofastnet) or ``RAPIDWS_FASTNET=auto`` (use it
-  if it is installed);
+- ``None`` (default): not aiofastnet, unless the environment says
+  ``RAPIDWS_FASTNET=1`` (use it) or ``RAPIDWS_FASTNET=auto`` (use it if it is
+  installed);
 - ``True``: aiofastnet (``ImportError`` if it is missing);
-- ``False``: the loop's ``create_server`` / ``create_connection``.
+- ``False``: not aiofastnet.
 
 Not the default: measured with 10,000 idle connections, aiofastnet's
 transports cost about 5 KiB more per connection (11.7 KiB against 7.0 for
 the callback API).
-
-On uvloop, plain TCP servers and clients run on rapidws's own transport,
-:class:`~rapidws.io.sockets.SocketTransport` (see
-:mod:`rapidws.io.listening`): uvloop's transports read and write through
-libuv, where rapidws cannot reach the socket.  Arguments that only the
-loop's own ``create_server`` / ``create_connection`` take (TLS, ``sock`` for
-clients, ``local_addr``, ...) select the loop's transports.
-
-On asyncio's own transports, a plain TCP server on one of asyncio's
-selector loops accepts with :func:`_accept`: the transport of each new
-connection is made at once, without the task and the future asyncio's
-accept loop spends on each.
 """
 
 from __future__ import annotations
@@ -32,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
-import socket
 from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Callable
 from typing import Any
@@ -62,69 +57,17 @@ def use_fastnet(fastnet: bool | None) -> Any:
 
 async def create_server(
     factory: Factory, fastnet: bool | None = None, **kwargs: Any
-) -> asyncio.Server:
-    """``loop.create_server(factory, **kwargs)``, on aiofastnet's transports if chosen.
-
-    On asyncio's own selector loops, plain TCP servers accept with
-    :func:`_accept` instead of asyncio's accept loop.
-    """
+) -> asyncio.AbstractServer:
+    """``loop.create_server(factory, **kwargs)``, on the transports chosen as above."""
     loop = asyncio.get_running_loop()
     module = use_fastnet(fastnet)
     if module is not None:
-        server: asyncio.Server = await module.create_server(loop, factory, **kwargs)
+        server: asyncio.AbstractServer = await module.create_server(loop, factory, **kwargs)
         return server
     if _own_transports(loop, kwargs, _SERVER_ARGUMENTS):
         kwargs.pop("ssl", None)
-        return await listening.start_server(factory, **kwargs)  # type: ignore[return-value]
-    server = await loop.create_server(factory, **kwargs)
-    if (
-        kwargs.get("ssl") is None
-        and isinstance(loop, BaseSelectorEventLoop)
-        and server.is_serving()
-    ):
-        backlog = kwargs.get("backlog", 100)
-        for sock in server._sockets:  # type: ignore[attr-defined]
-            # Replaces the reader asyncio's create_server registered.
-            loop._add_reader(  # type: ignore[attr-defined]
-                sock.fileno(), _accept, loop, factory, sock, server, backlog
-            )
-    return server
-
-
-def _accept(
-    loop: Any, factory: Factory, sock: socket.socket, server: asyncio.Server, backlog: int
-) -> None:
-    """The listening socket is readable: accept what is waiting, up to ``backlog``.
-
-    What asyncio's selector loops do, without a task and a future per
-    connection: the transport is made at once; as with asyncio,
-    ``connection_made`` follows on the next loop iteration.  Running out of
-    file descriptors (or another ``accept`` error) is left to asyncio's own
-    accept loop, which pauses accepting for a while.
-    """
-    for _ in range(backlog):
-        try:
-            conn, addr = sock.accept()
-            conn.setblocking(False)
-        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            return
-        except OSError:
-            loop._accept_connection(factory, sock, None, server, backlog)
-            return
-        try:
-            protocol = factory()
-            loop._make_socket_transport(conn, protocol, extra={"peername": addr}, server=server)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            conn.close()
-            loop.call_exception_handler(
-                {
-                    "message": "Error on transport creation for incoming connection",
-                    "exception": exc,
-                    "socket": conn,
-                }
-            )
+        return await listening.start_server(factory, **kwargs)
+    return await loop.create_server(factory, **kwargs)
 
 
 async def create_connection(
@@ -152,9 +95,14 @@ _CONNECTION_ARGUMENTS = frozenset(("host", "port", "family", "flags", "ssl"))
 
 
 def _own_transports(loop: Any, kwargs: dict[str, Any], arguments: frozenset[str]) -> bool:
-    """Whether to run on :class:`~rapidws.io.sockets.SocketTransport`: plain TCP on uvloop."""
+    """Whether to run on :class:`~rapidws.io.sockets.SocketTransport`.
+
+    Plain TCP, with arguments it takes, on a loop with working ``add_reader``
+    (asyncio's selector loops, uvloop) and POSIX sockets.
+    """
     return (
         kwargs.get("ssl") is None
         and arguments.issuperset(kwargs)
-        and type(loop).__module__.startswith("uvloop")
+        and os.name == "posix"
+        and (isinstance(loop, BaseSelectorEventLoop) or type(loop).__module__.startswith("uvloop"))
     )

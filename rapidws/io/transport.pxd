@@ -41,7 +41,6 @@ cdef class BaseConnection(SinkBase):
     cdef public object _pings
     cdef public object _private_buf
     cdef public _ReadBuffer _rbuf
-    cdef public bint _reader_hooked
     cdef public bint _scatter_writes
     cdef public bint _tr_buffered
     cdef public list _wbuf
@@ -77,7 +76,6 @@ cdef Py_ssize_t _fd_read(int fd, bytes buffer)
 @cython.locals(engine=Engine, flush_scheduled=bint)
 cdef _feed(BaseConnection conn, bytes data, Py_ssize_t end, bint borrowed)
 
-cdef bint _is_direct(object transport)
 
 cdef bint _writes_direct(BaseConnection conn) except -1
 

@@ -7,12 +7,12 @@ handshake deadline, the wait for the TCP close after the closing handshake,
 keepalive pings, write backpressure and pausing reads.  The APIs subclass
 it and implement the engine's sink callbacks (``on_message`` and friends).
 
-In the compiled build, on asyncio's plain (not TLS) socket transports, the
-data path skips asyncio's Python: the transport's read callback is this
-layer's, which reads into the shared buffer with ``recv(2)``, and writes go to the
-socket with ``send(2)`` / ``sendmsg(2)`` while the transport holds nothing.
-End of file, errors and whatever the socket does not take are left to the
-transport, as if it had met them itself.
+In the compiled build, on rapidws's own transport for plain TCP
+(:class:`~rapidws.io.sockets.SocketTransport`), the transport reads into the
+shared buffer with ``recv(2)`` and hands the bytes to :func:`_feed`, and the
+connection writes to the socket with ``send(2)`` / ``sendmsg(2)`` while the
+transport holds nothing; what the socket does not take goes through the
+transport.
 """
 
 from __future__ import annotations
@@ -40,16 +40,12 @@ if TYPE_CHECKING:
     sendmsg: Callable[[int, Any, int], int]
     MSG_NOSIGNAL: int
     memset: Callable[[Any, int, int], Any]
-    errno: int
-    EAGAIN: int
-    EINTR: int
 else:
     try:
         import cython
         from cython.cimports.cpython.buffer import PyBUF_WRITE
         from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize
         from cython.cimports.cpython.memoryview import PyMemoryView_FromMemory
-        from cython.cimports.libc.errno import EAGAIN, EINTR, errno
         from cython.cimports.libc.string import memset
         from cython.cimports.posix.uio import iovec
         from cython.cimports.rapidws.io._socket import MSG_NOSIGNAL, msghdr, recv, send, sendmsg
@@ -87,24 +83,6 @@ _READ_SIZE = 262144
 
 #: Pieces handed to one ``sendmsg`` call.
 _IOV_MAX = 64
-
-#: Transports whose writes may go straight to their socket's file descriptor
-#: while their own buffer is empty: asyncio's plain (not TLS) socket
-#: transports, written in Python.  Their ``write`` does the same ``send``
-#: first; calling ``send(2)`` from compiled code skips the Python around it.
-_DIRECT_TRANSPORTS: tuple[type, ...] = ()  # (POSIX file descriptors only)
-try:
-    from asyncio.selector_events import _SelectorSocketTransport  # type: ignore[attr-defined]
-
-    if os.name == "posix":
-        _DIRECT_TRANSPORTS = (_SelectorSocketTransport,)
-except ImportError:  # pragma: no cover - asyncio without selector transports
-    pass
-
-
-def _is_direct(transport: Any) -> bool:
-    """Whether a connection reads and writes straight on ``transport``'s socket."""
-    return bool(cython.compiled) and type(transport) in _DIRECT_TRANSPORTS
 
 
 def _fd_read(fd: int, buffer: bytes) -> int:
@@ -263,7 +241,6 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         "_pings",
         "_private_buf",
         "_rbuf",
-        "_reader_hooked",
         "_scatter_writes",
         "_tr_buffered",
         "_wbuf",
@@ -340,7 +317,6 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         # A buffer of this connection's own, lent for a read the shared one could not take.
         self._private_buf: bytearray | None = None
         self._rbuf: _ReadBuffer | None = None  # the thread's, once connected
-        self._reader_hooked = False  # the loop calls _read_ready itself
         self._defer_flush = False
         self._flusher: _Flusher | None = None  # this loop's, once a handler needs it
         self._scatter_writes = False  # whether transport.writelines avoids a join
@@ -404,59 +380,10 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         ).__module__.startswith("asyncio.")
         transport.set_write_buffer_limits(self.write_high, self.write_low)
         self._rbuf = _read_buffer()
-        if _is_direct(transport):
-            self._fd = transport.get_extra_info("socket").fileno()
-            self._scatter_writes = True
-            # The transport reads through this: it skips asyncio's
-            # get_buffer / recv_into / buffer_updated round in Python.
-            transport._read_ready_cb = self._read_ready  # type: ignore[attr-defined]
         if self.open_timeout is not None:
             self._open_timer = self._call_later(self.open_timeout, self._open_timed_out)
         if self.side == CLIENT:
             self.send_request()
-
-    def _read_ready(self) -> None:
-        """The socket is readable (compiled build, asyncio's plain socket transports).
-
-        Does what asyncio's ``_read_ready__get_buffer`` does, in C: read
-        into the shared buffer and handle it, or hand end of file and
-        errors to the transport as it would.
-        """
-        transport: Any = self.transport
-        if transport._conn_lost:
-            return
-        shared = self._rbuf
-        assert shared is not None
-        fd = self._fd
-        if shared.busy or fd < 0:  # a nested read: asyncio's way, with a buffer of its own
-            transport._read_ready__get_buffer()
-            return
-        if not self._reader_hooked:
-            # From now on the loop calls this directly, not through the
-            # transport's _read_ready (unless reading was paused meanwhile:
-            # then the transport registers its own again on resuming).
-            self._reader_hooked = True
-            if transport.is_reading():
-                self.loop._add_reader(fd, self._read_ready)  # type: ignore[attr-defined]
-        nbytes = _fd_read(fd, shared.data)
-        if nbytes > 0:
-            shared.busy = True
-            try:
-                _feed(self, shared.data, nbytes, True)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                transport._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
-            finally:
-                shared.busy = False
-        elif nbytes == 0:
-            transport._read_ready__on_eof()
-        else:
-            code = errno
-            if code != EAGAIN and code != EINTR:  # EWOULDBLOCK is EAGAIN on Linux
-                transport._fatal_error(
-                    OSError(code, os.strerror(code)), "Fatal read error on socket transport"
-                )
 
     def get_buffer(self, sizehint: int) -> memoryview:
         shared = self._rbuf or _read_buffer()  # the loop thread's
@@ -495,11 +422,6 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fd = -1  # the transport closes the socket after this call
-        transport: Any = self.transport
-        if _is_direct(transport):
-            # Give the transport its own read callback back: ours holds this
-            # connection, and the transport would keep it in a cycle.
-            transport._read_ready_cb = transport._read_ready__get_buffer
         if self.engine is not None:
             self.engine.release()  # breaks the engine-connection cycle
         self._lost_cause = self._failure or exc
@@ -524,14 +446,9 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         self._lost_hook()
 
     def _resume_reading(self) -> None:
-        """Resume reading paused by ``transport.pause_reading()``.
-
-        The transport registers its own read callback again; the next read
-        puts the connection's back (see :meth:`_read_ready`).
-        """
+        """Resume reading paused by ``transport.pause_reading()``."""
         if self.transport is not None:
             self.transport.resume_reading()
-            self._reader_hooked = False
 
     def pause_writing(self) -> None:
         self._paused_writing = True

@@ -1,9 +1,11 @@
-"""Reads and writes straight on the socket (compiled build, asyncio's plain transports).
+"""Reads and writes straight on the socket (compiled build, rapidws's own transport).
 
-The compiled build reads into the shared buffer with ``recv(2)`` and writes
-with ``send(2)`` / ``sendmsg(2)`` while the transport holds nothing; what
-the socket does not take goes through the transport.  These tests run in
-both builds: the pure build must behave the same through asyncio's own path.
+On :class:`~rapidws.io.sockets.SocketTransport`, the compiled build reads into
+the shared buffer with ``recv(2)`` and writes with ``send(2)`` / ``sendmsg(2)``
+while the transport holds nothing; what the socket does not take goes through
+the transport.  These tests run in both builds (and on aiofastnet's transports
+with ``RAPIDWS_FASTNET=1``): the others must behave the same through the
+protocol calls.
 """
 
 from __future__ import annotations
@@ -18,18 +20,19 @@ import pytest
 
 import rapidws
 from rapidws import _accel
-from rapidws.io import transport as transport_module
+from rapidws.io import sockets as sockets_module
+from rapidws.io.sockets import SocketTransport
 from rapidws.listener import Listener, ListenerConnection, serve_listener
 from rapidws.protocol.frames import Frame, Opcode
 
 from ..asyncio.helpers import RawClient, port_of
 
-COMPILED_POSIX = _accel.is_compiled(transport_module) and os.name == "posix"
+COMPILED_POSIX = _accel.is_compiled(sockets_module) and os.name == "posix"
 
 
 def direct(conn: ListenerConnection) -> bool:
     """Whether the connection's reads and writes go straight to its socket."""
-    return COMPILED_POSIX and type(conn.transport) in transport_module._DIRECT_TRANSPORTS
+    return COMPILED_POSIX and type(conn.transport) is SocketTransport
 
 
 MIB = 2**20
@@ -52,24 +55,21 @@ async def test_direct_io_is_used_where_it_applies() -> None:
         client, _ = await RawClient.open(port_of(server))
         conn = await listener.conns.get()
         transport: Any = conn.transport
+        if os.environ.get("RAPIDWS_FASTNET") != "1" and os.name == "posix":
+            assert isinstance(transport, SocketTransport)
         is_direct = direct(conn)
         if is_direct:
             assert conn._fd == transport.get_extra_info("socket").fileno()
-            assert transport._read_ready_cb == conn._read_ready
         else:
             assert conn._fd == -1
         client.send_frame(Opcode.BINARY, b"ping")
         frame = await client.read_frame()
         assert frame is not None and frame.payload == b"ping"
-        if is_direct:  # after the first read, the loop calls the connection itself
-            loop: Any = asyncio.get_running_loop()
-            handle = loop._selector.get_key(conn._fd).data[0]
-            assert handle._callback == conn._read_ready
         client.close()
         await conn.wait_closed()
         assert conn._fd == -1
-        if is_direct:  # the transport's own callback is back: no cycle through it
-            assert transport._read_ready_cb != conn._read_ready
+        if is_direct:  # no cycle left between the transport and the connection
+            assert transport.get_protocol() is None
 
 
 async def read_message_frames(client: RawClient, count: int) -> list[bytes]:
@@ -172,28 +172,20 @@ async def test_aborted_connection_writes_nothing_more_directly() -> None:
 
 
 async def test_reads_paused_and_resumed_by_the_async_api_lose_nothing() -> None:
-    """``max_queue`` pauses reading (the loop's read callback goes) and resumes it
-    (the transport's comes back, then the connection's again)."""
+    """``max_queue`` pauses reading (the transport stops polling) and resumes it."""
     count = 200
     received: list[bytes] = []
 
     async def handler(ws: rapidws.ServerConnection) -> None:
-        paused = asyncio.Event()
         transport: Any = ws.transport
-        pause_reading = transport.pause_reading
-
-        def pause_and_tell() -> None:
-            pause_reading()
-            paused.set()
-
-        transport.pause_reading = pause_and_tell
-        if ws._paused_reading:  # already
-            paused.set()
-        await paused.wait()  # the queue filled up and reading paused
+        while not ws._paused_reading:  # until the queue fills up and reading pauses
+            await asyncio.sleep(0)
+        assert not transport.is_reading()
         async for message in ws:
             assert isinstance(message, bytes)
             received.append(message)
             if len(received) == count:
+                assert transport.is_reading()
                 await ws.send(b"done")
 
     async with rapidws.serve(handler, "127.0.0.1", 0, max_queue=4) as server:

@@ -227,21 +227,21 @@ def test_running_out_of_descriptors_pauses_accepting(
 # -- which transports rapidws chooses
 
 
-def test_rapidws_runs_on_socket_transport_on_uvloop_only() -> None:
+def test_plain_tcp_runs_on_socket_transport() -> None:
     uvloop = pytest.importorskip("uvloop")
     server, client = network._SERVER_ARGUMENTS, network._CONNECTION_ARGUMENTS
-    loop = uvloop.new_event_loop()
-    asyncio_loop = asyncio.new_event_loop()
+    loops = [uvloop.new_event_loop(), asyncio.new_event_loop()]
     try:
-        assert network._own_transports(loop, {"host": "h", "port": 1, "ssl": None}, server)
-        assert network._own_transports(loop, {"host": "h", "port": 1}, client)
-        assert not network._own_transports(loop, {"ssl": object()}, server)
-        assert not network._own_transports(loop, {"local_addr": ("h", 1)}, client)
-        assert not network._own_transports(loop, {"sock": None}, client)
-        assert not network._own_transports(asyncio_loop, {}, server)
+        for loop in loops:
+            assert network._own_transports(loop, {"host": "h", "port": 1, "ssl": None}, server)
+            assert network._own_transports(loop, {"host": "h", "port": 1}, client)
+            assert network._own_transports(loop, {}, server)
+            assert not network._own_transports(loop, {"ssl": object()}, server)
+            assert not network._own_transports(loop, {"local_addr": ("h", 1)}, client)
+            assert not network._own_transports(loop, {"sock": None}, client)
     finally:
-        loop.close()
-        asyncio_loop.close()
+        for loop in loops:
+            loop.close()
 
 
 def test_rapidws_on_uvloop_echoes_through_socket_transport(monkeypatch: pytest.MonkeyPatch) -> None:
