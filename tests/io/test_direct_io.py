@@ -25,7 +25,7 @@ from rapidws.io.sockets import SocketTransport
 from rapidws.listener import Listener, ListenerConnection, serve_listener
 from rapidws.protocol.frames import Frame, Opcode
 
-from ..asyncio.helpers import RawClient, port_of
+from ..asyncio.helpers import RawClient, echo, port_of
 
 COMPILED_POSIX = _accel.is_compiled(sockets_module) and os.name == "posix"
 
@@ -196,3 +196,61 @@ async def test_reads_paused_and_resumed_by_the_async_api_lose_nothing() -> None:
         assert frame is not None and frame.payload == b"done"
         client.close()
     assert received == [i.to_bytes(2, "big") * 1000 for i in range(count)]
+
+
+async def send_in_pieces(client: RawClient, data: bytes, piece: int = 99_999) -> None:
+    """Write ``data`` a piece at a time, letting the server read between pieces."""
+    for start in range(0, len(data), piece):
+        client.writer.write(data[start : start + piece])
+        await client.writer.drain()
+        await asyncio.sleep(0)
+
+
+@pytest.fixture(params=["in place", "shared buffer"])
+def large_frame_reads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rest of a large frame read into its own buffer (the default), or not."""
+    if request.param == "shared buffer":
+        monkeypatch.setattr(sockets_module, "_IN_PLACE_MIN", 2**62)
+
+
+@pytest.mark.usefixtures("large_frame_reads")
+async def test_large_frames_arriving_in_pieces_are_whole() -> None:
+    """Unmasking and UTF-8 checks carry on across reads, wherever they land."""
+    text = ("aé€😀" * 300_000).encode()  # characters straddle the pieces
+    binary = os.urandom(3 * MIB + 3)
+    frames = [
+        Frame(Opcode.TEXT, text),
+        Frame(Opcode.BINARY, binary),
+        Frame(Opcode.BINARY, binary[: 2 * MIB], fin=False),
+        Frame(Opcode.CONT, binary[2 * MIB :]),
+    ]
+    listener = Opened()
+    async with serve_listener(lambda request: listener, "127.0.0.1", 0, max_size=8 * MIB) as server:
+        client, _ = await RawClient.open(port_of(server))
+        await send_in_pieces(client, b"".join(f.serialize(mask=True) for f in frames))
+        assert await read_message_frames(client, 3) == [text, binary, binary]
+        client.close()
+
+
+@pytest.mark.usefixtures("large_frame_reads")
+async def test_invalid_utf8_late_in_a_large_text_frame_closes_with_1007() -> None:
+    payload = b"a" * (2 * MIB) + b"\xff" + b"a" * 1000
+    async with rapidws.serve(echo, "127.0.0.1", 0, max_size=4 * MIB) as server:
+        client, _ = await RawClient.open(port_of(server))
+        await send_in_pieces(client, Frame(Opcode.TEXT, payload).serialize(mask=True))
+        close = await client.read_close()
+        assert close.code == 1007
+        client.close()
+
+
+@pytest.mark.usefixtures("large_frame_reads")
+async def test_client_reads_large_unmasked_frames_in_pieces() -> None:
+    """The client side: frames from the server are not masked."""
+    payloads = [os.urandom(2 * MIB + 1), "ü" * MIB]
+    async with (
+        rapidws.serve(echo, "127.0.0.1", 0, max_size=8 * MIB) as server,
+        rapidws.connect(f"ws://127.0.0.1:{port_of(server)}", max_size=8 * MIB) as ws,
+    ):
+        for payload in payloads:
+            await ws.send(payload)
+            assert await ws.recv() == payload
