@@ -41,7 +41,7 @@ echo "== pytest (compiled build, default transports)"
 RAPIDWS_FASTNET=0 RAPIDWS_EXPECT_COMPILED=1 timeout 900 "$PY" -m pytest -q -p no:cacheprovider || status=1
 echo "== pytest (compiled build, aiofastnet transports)"
 RAPIDWS_FASTNET=1 RAPIDWS_EXPECT_COMPILED=1 timeout 900 "$PY" -m pytest -q -p no:cacheprovider || status=1
-echo "== pytest (pure-Python build, asyncio transports)"
+echo "== pytest (pure-Python build, default transports)"
 RAPIDWS_FASTNET=0 RAPIDWS_NO_EXTENSIONS=1 timeout 900 "$PY" -m pytest -q -p no:cacheprovider || status=1
 
 # The benchmark suite, as a smoke run: it must keep working (no figures kept).
