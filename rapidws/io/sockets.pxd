@@ -3,7 +3,6 @@
 cimport cython
 
 from rapidws.io.transport cimport BaseConnection, _ReadBuffer
-from rapidws.protocol.engine cimport Engine
 
 
 cdef class SocketTransport:
@@ -28,9 +27,5 @@ cdef class SocketTransport:
     cdef public object _server
     cdef public object _sock
 
-    @cython.locals(
-        conn=BaseConnection, shared=_ReadBuffer, engine=Engine, nbytes=Py_ssize_t, code=int
-    )
+    @cython.locals(conn=BaseConnection, shared=_ReadBuffer, nbytes=Py_ssize_t, code=int)
     cpdef _read_ready(self)
-    @cython.locals(shared=_ReadBuffer)
-    cdef _feed_read(self, BaseConnection conn, bytes data, Py_ssize_t nbytes)

@@ -28,7 +28,7 @@ from .transport import BaseConnection
 
 if TYPE_CHECKING:
     from .. import _cython_shim as cython
-    from .transport import _fd_read, _fd_read_at, _feed
+    from .transport import _fd_read, _feed
 
     errno: int
     EAGAIN: int
@@ -37,7 +37,7 @@ else:
     try:
         import cython
         from cython.cimports.libc.errno import EAGAIN, EINTR, errno
-        from cython.cimports.rapidws.io.transport import _fd_read, _fd_read_at, _feed
+        from cython.cimports.rapidws.io.transport import _fd_read, _feed
     except (ImportError, AttributeError):
         from .. import _cython_shim as cython
 
@@ -45,9 +45,6 @@ __all__ = ["SocketTransport"]
 
 logger = logging.getLogger("rapidws")
 
-#: A large frame's rest, when at least this long, is read straight into the
-#: buffer the engine gathers it in (saving a copy), not into the shared one.
-_IN_PLACE_MIN = 65536
 #: Pieces of the write buffer handed to one ``sendmsg`` call.
 _IOV_MAX = 64
 _BUFFER_UPDATED_FAILED = "Fatal error: protocol.buffer_updated() call failed."
@@ -215,24 +212,20 @@ class SocketTransport:
         if cython.compiled and conn is not None:
             shared = conn._rbuf
             if shared is not None and not shared.busy:
-                engine = conn.engine
-                if (
-                    engine is not None
-                    and engine._frame_buf is not None
-                    and engine._frame_left >= _IN_PLACE_MIN
-                ):
-                    nbytes = _fd_read_at(
-                        self._fd, engine._frame_buf, engine._frame_pos, engine._frame_left
-                    )
-                    if nbytes > 0:
-                        self._feed_read(conn, None, nbytes)
-                        return
-                else:
-                    nbytes = _fd_read(self._fd, shared.data)
-                    if nbytes > 0:
-                        self._feed_read(conn, shared.data, nbytes)
-                        return
-                if nbytes == 0:
+                nbytes = _fd_read(self._fd, shared.data)
+                if nbytes > 0:
+                    shared.busy = True
+                    try:
+                        _feed(conn, shared.data, nbytes, True)
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        self._fatal_error(
+                            exc, "Fatal error: protocol.buffer_updated() call failed."
+                        )
+                    finally:
+                        shared.busy = False
+                elif nbytes == 0:
                     self._read_eof()
                 else:
                     code = errno
@@ -245,22 +238,6 @@ class SocketTransport:
             self._read_buffered()
         else:
             self._read_data()
-
-    def _feed_read(self, conn: BaseConnection, data: bytes | None, nbytes: int) -> None:
-        """Hand ``conn`` what a read brought: in ``data``, the shared buffer, lent
-        for the call; or, for ``None``, in place in the engine's frame buffer."""
-        shared = conn._rbuf
-        assert shared is not None
-        if data is not None:
-            shared.busy = True
-        try:
-            _feed(conn, data, nbytes, data is not None)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, _BUFFER_UPDATED_FAILED)
-        finally:
-            shared.busy = False
 
     def _read_buffered(self) -> None:
         protocol: Any = self._protocol

@@ -73,8 +73,6 @@ cdef Py_ssize_t _fd_writev(int fd, list pieces, Py_ssize_t start, Py_ssize_t sto
 
 cdef Py_ssize_t _fd_read(int fd, bytes buffer)
 
-cdef Py_ssize_t _fd_read_at(int fd, bytes buffer, Py_ssize_t pos, Py_ssize_t n)
-
 @cython.locals(engine=Engine, flush_scheduled=bint)
 cdef _feed(BaseConnection conn, bytes data, Py_ssize_t end, bint borrowed)
 

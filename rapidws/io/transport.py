@@ -90,14 +90,6 @@ def _fd_read(fd: int, buffer: bytes) -> int:
     return recv(fd, PyBytes_AS_STRING(buffer), _READ_SIZE, 0)
 
 
-def _fd_read_at(fd: int, buffer: bytes, pos: int, n: int) -> int:
-    """``recv(2)`` from socket ``fd`` of ``n`` bytes at most into ``buffer`` at ``pos``.
-
-    Compiled build only; ``buffer`` is one the engine is still filling.
-    """
-    return recv(fd, PyBytes_AS_STRING(buffer) + pos, n, 0)
-
-
 def _fd_write(fd: int, data: bytes) -> int:
     """``send(2)`` of ``data`` to socket ``fd``: bytes sent, or -1 (compiled build only)."""
     return send(fd, PyBytes_AS_STRING(data), len(data), MSG_NOSIGNAL)
@@ -776,12 +768,8 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
 # -- the data path, as functions: C calls in the compiled build ------------------
 
 
-def _feed(conn: BaseConnection, data: bytes | None, end: int, borrowed: bool) -> None:
-    """Handle ``data[:end]``; ``borrowed``: it is only valid during this call.
-
-    ``data`` is ``None`` when ``end`` bytes were read into the engine's frame
-    buffer (see :meth:`Engine.receive_in_place`).
-    """
+def _feed(conn: BaseConnection, data: bytes, end: int, borrowed: bool) -> None:
+    """Handle ``data[:end]``; ``borrowed``: it is only valid during this call."""
     engine = conn.engine
     if engine is not None:
         # Cork: the replies to everything in ``data`` (echoes from
@@ -790,9 +778,7 @@ def _feed(conn: BaseConnection, data: bytes | None, end: int, borrowed: bool) ->
         flush_scheduled = conn._wbuf is not None
         if not flush_scheduled:
             conn._wbuf = []
-        if data is None:
-            engine.receive_in_place(end)
-        elif borrowed:
+        if borrowed:
             engine.receive_borrowed(data, end)
         else:
             engine.receive_data(data)
@@ -811,7 +797,6 @@ def _feed(conn: BaseConnection, data: bytes | None, end: int, borrowed: bool) ->
         return
     if conn._opened.done():
         return  # the handshake failed; ignore what follows
-    assert data is not None
     conn._hs_buf += memoryview(data)[:end]
     try:
         if conn.side == SERVER:

@@ -80,7 +80,6 @@ cdef class Engine:
     cdef public object failure
 
     cpdef receive_borrowed(self, bytes data, Py_ssize_t end)
-    cpdef receive_in_place(self, Py_ssize_t nbytes)
     cpdef send_message(self, object data, bint raw=*)
     cpdef send_data(self, int opcode, object payload, bint fin=*, bint raw=*)
     @cython.locals(pos=Py_ssize_t, take=Py_ssize_t)

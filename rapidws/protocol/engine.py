@@ -409,23 +409,6 @@ class Engine:
         finally:
             self._borrowed = False
 
-    def receive_in_place(self, nbytes: int) -> None:
-        """``nbytes`` more of the current frame were read straight into its buffer.
-
-        Compiled build: while a large frame is gathered (``_frame_buf``), the
-        transport may read the rest of it into ``_frame_buf`` at
-        ``_frame_pos``, ``_frame_left`` bytes at most, and report it here:
-        one copy (the kernel's) instead of two.
-        """
-        if self.state == CLOSED or self.failure is not None:
-            return
-        assert 0 < nbytes <= self._frame_left and self._frame_buf is not None
-        self._frame_left -= nbytes
-        try:
-            self._gather(self._frame_buf, self._frame_pos, nbytes, self._frame_left == 0)
-        except ProtocolError as exc:
-            self._fail(exc)
-
     def _receive(self, data: bytes, end: int) -> None:
         if self.state == CLOSED or self.failure is not None:
             return  # RFC 6455 5.5.1: nothing counts after the peer's close
@@ -607,8 +590,7 @@ class Engine:
                 pending = decoder.getstate()[0] if self._msg_size and decoder is not None else b""
                 self._utf8_state = _utf8_check(pending, 0, len(pending), 0)
         pos = self._frame_pos
-        if data is not buf or self._mask:  # (read in place and unmasked: nothing to do)
-            _mask_into(buf, pos, data, start, n, self._mask or _ZERO_MASK, self._mask_offset)
+        _mask_into(buf, pos, data, start, n, self._mask or _ZERO_MASK, self._mask_offset)
         self._mask_offset = (self._mask_offset + n) & 3
         self._frame_pos = pos + n
         if self._msg_opcode == OP_TEXT and not self._extensions:
