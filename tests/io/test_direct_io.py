@@ -206,14 +206,6 @@ async def send_in_pieces(client: RawClient, data: bytes, piece: int = 99_999) ->
         await asyncio.sleep(0)
 
 
-@pytest.fixture(params=["in place", "shared buffer"])
-def large_frame_reads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rest of a large frame read into its own buffer (the default), or not."""
-    if request.param == "shared buffer":
-        monkeypatch.setattr(sockets_module, "_IN_PLACE_MIN", 2**62)
-
-
-@pytest.mark.usefixtures("large_frame_reads")
 async def test_large_frames_arriving_in_pieces_are_whole() -> None:
     """Unmasking and UTF-8 checks carry on across reads, wherever they land."""
     text = ("aé€😀" * 300_000).encode()  # characters straddle the pieces
@@ -232,7 +224,6 @@ async def test_large_frames_arriving_in_pieces_are_whole() -> None:
         client.close()
 
 
-@pytest.mark.usefixtures("large_frame_reads")
 async def test_invalid_utf8_late_in_a_large_text_frame_closes_with_1007() -> None:
     payload = b"a" * (2 * MIB) + b"\xff" + b"a" * 1000
     async with rapidws.serve(echo, "127.0.0.1", 0, max_size=4 * MIB) as server:
@@ -243,7 +234,6 @@ async def test_invalid_utf8_late_in_a_large_text_frame_closes_with_1007() -> Non
         client.close()
 
 
-@pytest.mark.usefixtures("large_frame_reads")
 async def test_client_reads_large_unmasked_frames_in_pieces() -> None:
     """The client side: frames from the server are not masked."""
     payloads = [os.urandom(2 * MIB + 1), "ü" * MIB]
