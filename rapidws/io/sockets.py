@@ -304,8 +304,9 @@ class SocketTransport:
             self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
             return
         if keep_open:
-            # Nothing more to read: stop polling, keep writing.
-            self.pause_reading()
+            # Nothing more to read: stop polling, keep writing (as asyncio,
+            # resume_reading() does not poll again).
+            self._loop.remove_reader(self._fd)
         else:
             self.close()
 

@@ -152,6 +152,10 @@ def test_eof_received_true_keeps_the_sending_side_open(run: Any) -> None:
         while "eof" not in protocol.events:
             await asyncio.sleep(0)
         assert not transport.is_closing()
+        transport.resume_reading()  # not paused: nothing to resume, no second EOF
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert protocol.events == ["made", "eof"]
         transport.write(b"still here")
         assert await receive_exactly(peer, 10) == b"still here"
         transport.close()
