@@ -84,7 +84,7 @@ from _harness import (
 if TYPE_CHECKING:
     from rapidws import ClientConnection
 
-LIBS = ("rapidws", "websockets", "picows.websockets")
+LIBS = ("rapidws", "rapidws+zlib-ng", "websockets", "picows.websockets")
 BASELINE = "rapidws"
 SERVER_CORE = 0
 CLIENT_CORE = 1

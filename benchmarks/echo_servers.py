@@ -5,6 +5,7 @@
 Libraries (``--lib``):
 
 - ``rapidws``: the async message API (``async for message in ws: await ws.send(message)``);
+- ``rapidws+zlib-ng``: the same, compressing with zlib-ng (``rapidws.set_zlib_backend``);
 - ``rapidws-callback``: the callback API (:class:`rapidws.Listener`);
 - ``websockets``, ``picows.websockets``: the same handler as ``rapidws``;
 - ``picows``: picows' listener API, echoing each frame from ``on_ws_frame``;
@@ -34,6 +35,7 @@ from _harness import ensure_repo_on_path, raise_nofile_limit, run_loop
 
 LIBS = (
     "rapidws",
+    "rapidws+zlib-ng",
     "rapidws-callback",
     "websockets",
     "picows.websockets",
@@ -168,6 +170,14 @@ async def _tcp(args: argparse.Namespace) -> AsyncIterator[int]:
 def serving(args: argparse.Namespace) -> Serving:
     if args.lib in ("rapidws", "websockets", "picows.websockets"):
         return _websockets_like(args.lib, args)
+    if args.lib == "rapidws+zlib-ng":
+        ensure_repo_on_path()
+        from zlib_ng import zlib_ng
+
+        import rapidws
+
+        rapidws.set_zlib_backend(zlib_ng)
+        return _websockets_like("rapidws", args)
     if args.lib == "rapidws-callback":
         return _rapidws_callback(args)
     if args.lib == "picows":

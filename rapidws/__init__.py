@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         WebSocketException,
     )
     from .listener import Listener, ListenerConnection, connect_listener, serve_listener
+    from .protocol.extensions.permessage_deflate import set_zlib_backend
     from .protocol.frames import CloseCode, Opcode
     from .protocol.headers import Headers
     from .protocol.http11 import Request, Response
@@ -56,6 +57,7 @@ _EXPORTS = {
     "Listener": ".listener",
     "ListenerConnection": ".listener",
     "serve_listener": ".listener",
+    "set_zlib_backend": ".protocol.extensions.permessage_deflate",
     "connect_listener": ".listener",
     "Response": ".protocol.http11",
     **dict.fromkeys(
@@ -114,6 +116,7 @@ __all__ = [
     "connect_listener",
     "serve",
     "serve_listener",
+    "set_zlib_backend",
 ]
 
 

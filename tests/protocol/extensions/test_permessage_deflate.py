@@ -1,26 +1,61 @@
-"""permessage-deflate: negotiation tables, the data path and decompression bombs."""
+"""permessage-deflate: negotiation tables, the data path and decompression bombs.
+
+Every test runs with the standard library's zlib and with zlib-ng's.
+"""
 
 from __future__ import annotations
 
 import tracemalloc
 import zlib
+from collections.abc import Iterator
+from types import ModuleType
 
 import pytest
 
 from rapidws.exceptions import NegotiationError
 from rapidws.protocol.engine import CLIENT, CLOSED, SERVER, Engine
 from rapidws.protocol.events import EventSink, Failed, Message
+from rapidws.protocol.extensions import permessage_deflate
 from rapidws.protocol.extensions.base import ExtensionParameter
 from rapidws.protocol.extensions.permessage_deflate import (
     ClientPerMessageDeflateFactory,
     PerMessageDeflate,
     ServerPerMessageDeflateFactory,
+    set_zlib_backend,
 )
 from rapidws.protocol.frames import Close, Frame, Opcode
 from rapidws.protocol.handshake import Accepted, ClientHandshake, ServerHandshake
 from rapidws.protocol.headers import parse_extension
 
 P = list[ExtensionParameter]
+
+
+def zlib_ng() -> ModuleType:
+    return pytest.importorskip("zlib_ng.zlib_ng")
+
+
+@pytest.fixture(autouse=True, params=["zlib", "zlib-ng"])
+def backend(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
+    """The codec these tests run with; zlib again afterwards."""
+    module = zlib if request.param == "zlib" else zlib_ng()
+    set_zlib_backend(module)
+    try:
+        yield module
+    finally:
+        set_zlib_backend(zlib)
+
+
+def test_the_backend_is_the_one_set(backend: ModuleType) -> None:
+    ext = PerMessageDeflate(False, False, 15, 15)
+    data, rsv = ext.encode(Opcode.TEXT, b"hello" * 100, True)
+    assert rsv and type(ext._encoder).__module__ == type(backend.compressobj()).__module__
+    assert zlib.decompressobj(-15).decompress(data + b"\x00\x00\xff\xff") == b"hello" * 100
+
+
+def test_set_zlib_backend_rejects_what_is_not_zlib_like() -> None:
+    with pytest.raises(TypeError):
+        set_zlib_backend(pytest)
+    assert permessage_deflate._backend is not pytest
 
 
 def params(header: str) -> P:
