@@ -24,7 +24,7 @@ import socket
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .transport import BaseConnection
+from .transport import _READ_SIZE, BaseConnection
 
 if TYPE_CHECKING:
     from .. import _cython_shim as cython
@@ -48,6 +48,8 @@ logger = logging.getLogger("rapidws")
 #: Pieces of the write buffer handed to one ``sendmsg`` call.
 _IOV_MAX = 64
 _BUFFER_UPDATED_FAILED = "Fatal error: protocol.buffer_updated() call failed."
+_READ_FAILED = "Fatal read error on socket transport"
+_WRITE_FAILED = "Fatal write error on socket transport"
 #: Writes after the connection is lost are dropped; warn once this many were.
 _LOST_WRITES_WARNING = 5
 
@@ -230,69 +232,56 @@ class SocketTransport:
                 else:
                     code = errno
                     if code != EAGAIN and code != EINTR:  # EWOULDBLOCK is EAGAIN on Linux
-                        self._fatal_error(
-                            OSError(code, os.strerror(code)), "Fatal read error on socket transport"
-                        )
+                        self._fatal_error(OSError(code, os.strerror(code)), _READ_FAILED)
                 return
-        if self._protocol_buffered:
-            self._read_buffered()
-        else:
-            self._read_data()
+        self._read_protocol()
 
-    def _read_buffered(self) -> None:
+    def _read_protocol(self) -> None:
+        """Read as asyncio does: into ``get_buffer()``, or new bytes for ``data_received``."""
         protocol: Any = self._protocol
+        buffered = self._protocol_buffered
         sock = self._sock
         assert sock is not None
+        if buffered:
+            try:
+                buf = protocol.get_buffer(-1)
+                if not len(buf):
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+                return
         try:
-            buf = protocol.get_buffer(-1)
-            if not len(buf):
-                raise RuntimeError("get_buffer() returned an empty buffer")
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
-            return
-        try:
-            nbytes = sock.recv_into(buf)
+            if buffered:
+                nbytes = sock.recv_into(buf)
+            else:
+                data = sock.recv(_READ_SIZE)
+                nbytes = len(data)
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, "Fatal read error on socket transport")
+            self._fatal_error(exc, _READ_FAILED)
             return
         if not nbytes:
             self._read_eof()
             return
         try:
-            protocol.buffer_updated(nbytes)
+            if buffered:
+                protocol.buffer_updated(nbytes)
+            else:
+                protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, _BUFFER_UPDATED_FAILED)
-
-    def _read_data(self) -> None:
-        protocol: Any = self._protocol
-        sock = self._sock
-        assert sock is not None
-        try:
-            data = sock.recv(262144)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal read error on socket transport")
-            return
-        if not data:
-            self._read_eof()
-            return
-        try:
-            protocol.data_received(data)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+            self._fatal_error(
+                exc,
+                _BUFFER_UPDATED_FAILED
+                if buffered
+                else "Fatal error: protocol.data_received() call failed.",
+            )
 
     def _read_eof(self) -> None:
         """The peer closed its side: the protocol keeps ours open or the transport closes."""
@@ -320,60 +309,43 @@ class SocketTransport:
             )
         if self._eof:
             raise RuntimeError("Cannot call write() after write_eof()")
-        if not data:
-            return
-        if self._lost_write():
-            return
-        if not self._buffer:
-            try:
-                sent = self._sock.send(data)  # type: ignore[union-attr]
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on socket transport")
-                return
-            if sent == len(data):
-                return
-            data = memoryview(data)[sent:]
-            self._loop.add_writer(self._fd, self._write_ready)
-        self._buffer_append(data)
+        if data:
+            self._write_pieces([data])
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
         """Send the pieces in order, together (``sendmsg``) while nothing is buffered."""
         if self._eof:
             raise RuntimeError("Cannot call writelines() after write_eof()")
         pieces = [piece for piece in list_of_data if piece]
-        if not pieces or self._lost_write():
-            return
-        if self._buffer:
-            for piece in pieces:
-                self._buffer_append(piece)
+        if pieces:
+            self._write_pieces(pieces)
+
+    def _write_pieces(self, pieces: list[bytes | bytearray | memoryview]) -> None:
+        """Send non-empty ``pieces`` now as far as the socket takes them; buffer the rest."""
+        if self._lost_write():
             return
         start = 0
         count = len(pieces)
-        while start < count:
-            try:
-                sent = self._sock.sendmsg(pieces[start : start + _IOV_MAX])  # type: ignore[union-attr]
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on socket transport")
+        if not self._buffer:  # else they go behind what is buffered
+            sock = self._sock
+            assert sock is not None
+            while start < count:
+                stop = min(start + _IOV_MAX, count)
+                try:
+                    sent = sock.send(pieces[0]) if count == 1 else sock.sendmsg(pieces[start:stop])
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._fatal_error(exc, _WRITE_FAILED)
+                    return
+                start = _sent_through(pieces, start, sent)
+                if start < stop:
+                    break  # a short write: the socket is full
+            if start == count:
                 return
-            stop = min(start + _IOV_MAX, count)
-            while start < stop and sent >= len(pieces[start]):
-                sent -= len(pieces[start])
-                start += 1
-            if start < stop:  # a short write: the socket is full
-                if sent:
-                    pieces[start] = memoryview(pieces[start])[sent:]
-                break
-        if start == count:
-            return
-        self._loop.add_writer(self._fd, self._write_ready)
+            self._loop.add_writer(self._fd, self._write_ready)
         for piece in pieces[start:]:
             self._buffer_append(piece)
 
@@ -408,19 +380,10 @@ class SocketTransport:
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._loop.remove_writer(self._fd)
-            buffer.clear()
-            self._buffer_size = 0
-            self._fatal_error(exc, "Fatal write error on socket transport")
+            self._fatal_error(exc, _WRITE_FAILED)  # it drops the buffer
             return
         self._buffer_size -= sent
-        done = 0
-        while done < len(buffer) and sent >= len(buffer[done]):
-            sent -= len(buffer[done])
-            done += 1
-        del buffer[:done]
-        if sent:
-            buffer[0] = memoryview(buffer[0])[sent:]
+        del buffer[: _sent_through(buffer, 0, sent)]
         self._maybe_resume_protocol()
         if buffer:
             return
@@ -470,14 +433,7 @@ class SocketTransport:
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._loop.call_exception_handler(
-                {
-                    "message": "protocol.pause_writing() failed",
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
+            self._report(exc, "protocol.pause_writing() failed")
 
     def _maybe_resume_protocol(self) -> None:
         if not self._protocol_paused or self._buffer_size > self._low:
@@ -488,14 +444,7 @@ class SocketTransport:
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._loop.call_exception_handler(
-                {
-                    "message": "protocol.resume_writing() failed",
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
+            self._report(exc, "protocol.resume_writing() failed")
 
     # ------------------------------------------------------------ closing
 
@@ -508,19 +457,18 @@ class SocketTransport:
         if self._conn is not None:
             self._conn._fd = -1
 
+    def _report(self, exc: BaseException, message: str) -> None:
+        """Hand an error to the loop's exception handler."""
+        self._loop.call_exception_handler(
+            {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
+        )
+
     def _fatal_error(self, exc: BaseException, message: str) -> None:
         if isinstance(exc, OSError):
             if self._loop.get_debug():
                 logger.debug("%r: %s", self, message, exc_info=True)
         else:
-            self._loop.call_exception_handler(
-                {
-                    "message": message,
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
+            self._report(exc, message)
         self._force_close(exc)
 
     def _force_close(self, exc: BaseException | None) -> None:
@@ -560,3 +508,16 @@ class SocketTransport:
     def __repr__(self) -> str:
         state = "closed" if self._sock is None else "closing" if self._closing else "open"
         return f"<SocketTransport fd={self._fd} {state}>"
+
+
+def _sent_through(pieces: list[Any], start: int, sent: int) -> int:
+    """Index of the first of ``pieces`` (from ``start``) not wholly in ``sent`` bytes.
+
+    A piece sent in part is replaced by its rest.
+    """
+    while start < len(pieces) and sent >= len(pieces[start]):
+        sent -= len(pieces[start])
+        start += 1
+    if sent:
+        pieces[start] = memoryview(pieces[start])[sent:]
+    return start
