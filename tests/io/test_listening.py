@@ -6,7 +6,6 @@ import asyncio
 import errno
 import os
 import socket
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -18,19 +17,8 @@ from rapidws.io import sockets as sockets_module
 from rapidws.io.listening import SocketServer, open_connection, start_server
 from rapidws.io.sockets import SocketTransport
 
-from .test_sockets import LOOPS, Recorder
-
-
-@pytest.fixture(params=sorted(LOOPS))
-def run(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, None]], None]:
-    def runner(main: Coroutine[Any, Any, None]) -> None:
-        loop = LOOPS[request.param]()
-        try:
-            loop.run_until_complete(asyncio.wait_for(main, 10))
-        finally:
-            loop.close()
-
-    return runner
+from .conftest import LoopRunner
+from .test_sockets import Recorder
 
 
 class Echo(asyncio.Protocol):
@@ -45,7 +33,7 @@ def port(server: asyncio.AbstractServer) -> int:
     return int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
 
 
-def test_server_and_client_exchange_then_close_waits_for_connections(run: Any) -> None:
+def test_server_and_client_exchange_then_close_waits_for_connections(run: LoopRunner) -> None:
     async def main() -> None:
         server = await start_server(Echo, "127.0.0.1", 0)
         assert server.is_serving()
@@ -73,7 +61,7 @@ def test_server_and_client_exchange_then_close_waits_for_connections(run: Any) -
     run(main())
 
 
-def test_close_clients_and_abort_clients(run: Any) -> None:
+def test_close_clients_and_abort_clients(run: LoopRunner) -> None:
     async def main() -> None:
         server = await start_server(Echo, "127.0.0.1", 0)
         clients = [await open_connection(Recorder, "127.0.0.1", port(server)) for _ in range(2)]
@@ -94,7 +82,7 @@ def test_close_clients_and_abort_clients(run: Any) -> None:
     run(main())
 
 
-def test_serve_forever_runs_until_cancelled(run: Any) -> None:
+def test_serve_forever_runs_until_cancelled(run: LoopRunner) -> None:
     async def main() -> None:
         server = await start_server(Echo, "127.0.0.1", 0, start_serving=False)
         assert not server.is_serving()
@@ -113,7 +101,7 @@ def test_serve_forever_runs_until_cancelled(run: Any) -> None:
     run(main())
 
 
-def test_binding_errors_and_arguments(run: Any) -> None:
+def test_binding_errors_and_arguments(run: LoopRunner) -> None:
     async def main() -> None:
         server = await start_server(Echo, "127.0.0.1", 0)
         with pytest.raises(OSError) as caught:
@@ -141,7 +129,7 @@ def test_binding_errors_and_arguments(run: Any) -> None:
     run(main())
 
 
-def test_open_connection_tries_each_address(run: Any) -> None:
+def test_open_connection_tries_each_address(run: LoopRunner) -> None:
     async def main() -> None:
         with socket.socket() as unused:
             unused.bind(("127.0.0.1", 0))
@@ -159,11 +147,8 @@ def test_open_connection_tries_each_address(run: Any) -> None:
     run(main())
 
 
-def test_a_failing_factory_closes_only_its_connection(run: Any) -> None:
+def test_a_failing_factory_closes_only_its_connection(run: LoopRunner) -> None:
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        contexts: list[dict[str, Any]] = []
-        loop.set_exception_handler(lambda loop, context: contexts.append(context))
         calls = 0
 
         def factory() -> asyncio.Protocol:
@@ -176,7 +161,7 @@ def test_a_failing_factory_closes_only_its_connection(run: Any) -> None:
         server = await start_server(factory, "127.0.0.1", 0)
         _, protocol = await open_connection(Recorder, "127.0.0.1", port(server))
         await protocol.lost  # type: ignore[attr-defined]
-        assert [c["message"] for c in contexts] == [
+        assert [c["message"] for c in run.errors] == [
             "Error on transport creation for incoming connection"
         ]
         second, protocol = await open_connection(Recorder, "127.0.0.1", port(server))
@@ -186,11 +171,11 @@ def test_a_failing_factory_closes_only_its_connection(run: Any) -> None:
         server.close()
         await server.wait_closed()
 
-    run(main())
+    run(main(), errors_expected=True)
 
 
 def test_running_out_of_descriptors_pauses_accepting(
-    run: Any, monkeypatch: pytest.MonkeyPatch
+    run: LoopRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(listening, "ACCEPT_RETRY_DELAY", 0.0)
 
@@ -200,8 +185,6 @@ def test_running_out_of_descriptors_pauses_accepting(
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        contexts: list[dict[str, Any]] = []
-        loop.set_exception_handler(lambda loop, context: contexts.append(context))
         server = await start_server(Echo, "127.0.0.1", 0)
         resumed = loop.create_future()
         real_start = server._start_accepting
@@ -212,7 +195,7 @@ def test_running_out_of_descriptors_pauses_accepting(
 
         server._start_accepting = start_accepting  # type: ignore[method-assign]
         server._accept(Exhausted())  # type: ignore[arg-type]
-        assert contexts[0]["message"] == "socket.accept() out of system resource"
+        assert run.errors[0]["message"] == "socket.accept() out of system resource"
         await resumed
         transport, protocol = await open_connection(Recorder, "127.0.0.1", port(server))
         transport.write(b"back")
@@ -221,7 +204,7 @@ def test_running_out_of_descriptors_pauses_accepting(
         server.close()
         await server.wait_closed()
 
-    run(main())
+    run(main(), errors_expected=True)
 
 
 # -- which transports rapidws chooses

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import ssl
-from typing import Any, cast
+from typing import cast
 
 import pytest
 import trustme
@@ -94,32 +94,6 @@ async def test_plain_servers_run_on_socket_server() -> None:
         assert replies == [b"%d" % i for i in range(50)]
     with pytest.raises(OSError):  # closed: nothing accepts any more
         await echo_once(port, b"x")
-
-
-async def test_a_failing_protocol_factory_closes_only_that_connection() -> None:
-    loop = asyncio.get_running_loop()
-    errors: list[dict[str, Any]] = []
-    loop.set_exception_handler(lambda loop, context: errors.append(context))
-    calls = 0
-
-    def factory() -> asyncio.Protocol:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise RuntimeError("factory failed")
-        return Echo()
-
-    try:
-        server = await network.create_server(factory, False, host="127.0.0.1", port=0)
-        async with server:
-            port = server.sockets[0].getsockname()[1]
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            assert await reader.read() == b""  # closed at once
-            writer.close()
-            assert await echo_once(port, b"next") == b"next"  # still serving
-    finally:
-        loop.set_exception_handler(None)
-    assert [str(e["exception"]) for e in errors] == ["factory failed"]
 
 
 async def test_tls_servers_run_on_the_loop() -> None:

@@ -6,37 +6,12 @@ import asyncio
 import os
 import socket
 import struct
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 import pytest
 
 from rapidws.io.sockets import SocketTransport
 
-LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
-try:
-    import uvloop
-
-    LOOPS["uvloop"] = uvloop.new_event_loop
-except ImportError:  # pragma: no cover - uvloop is a test dependency
-    pass
-
-
-@pytest.fixture(params=sorted(LOOPS))
-def run(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, None]], None]:
-    """Run a coroutine to completion on a fresh loop of each kind."""
-
-    def runner(main: Coroutine[Any, Any, None]) -> None:
-        loop = LOOPS[request.param]()
-        errors: list[dict[str, Any]] = []
-        loop.set_exception_handler(lambda loop, context: errors.append(context))
-        try:
-            loop.run_until_complete(asyncio.wait_for(main, 10))
-        finally:
-            loop.close()
-        assert not errors, errors
-
-    return runner
+from .conftest import LoopRunner
 
 
 class Recorder(asyncio.Protocol):
@@ -111,7 +86,7 @@ async def receive_exactly(peer: socket.socket, n: int) -> bytes:
 
 
 @pytest.mark.parametrize("kind", [Recorder, BufferedRecorder])
-def test_data_both_ways_then_peer_eof_closes(run: Any, kind: type[Recorder]) -> None:
+def test_data_both_ways_then_peer_eof_closes(run: LoopRunner, kind: type[Recorder]) -> None:
     async def main() -> None:
         protocol = kind()
         transport, peer = await connected(protocol)
@@ -144,7 +119,7 @@ def test_data_both_ways_then_peer_eof_closes(run: Any, kind: type[Recorder]) -> 
     run(main())
 
 
-def test_eof_received_true_keeps_the_sending_side_open(run: Any) -> None:
+def test_eof_received_true_keeps_the_sending_side_open(run: LoopRunner) -> None:
     async def main() -> None:
         protocol = Recorder(keep_open=True)
         transport, peer = await connected(protocol)
@@ -166,7 +141,7 @@ def test_eof_received_true_keeps_the_sending_side_open(run: Any) -> None:
     run(main())
 
 
-def test_write_eof_shuts_down_sending_after_the_buffer(run: Any) -> None:
+def test_write_eof_shuts_down_sending_after_the_buffer(run: LoopRunner) -> None:
     async def main() -> None:
         protocol = Recorder()
         transport, peer = await connected(protocol)
@@ -189,7 +164,7 @@ def test_write_eof_shuts_down_sending_after_the_buffer(run: Any) -> None:
     run(main())
 
 
-def test_large_writes_buffer_pause_resume_and_close_drains_first(run: Any) -> None:
+def test_large_writes_buffer_pause_resume_and_close_drains_first(run: LoopRunner) -> None:
     async def main() -> None:
         protocol = Recorder()
         transport, peer = await connected(protocol)
@@ -212,7 +187,7 @@ def test_large_writes_buffer_pause_resume_and_close_drains_first(run: Any) -> No
     run(main())
 
 
-def test_abort_drops_the_buffer_and_loses_the_connection(run: Any) -> None:
+def test_abort_drops_the_buffer_and_loses_the_connection(run: LoopRunner) -> None:
     async def main() -> None:
         protocol = Recorder()
         transport, peer = await connected(protocol)
@@ -230,7 +205,7 @@ def test_abort_drops_the_buffer_and_loses_the_connection(run: Any) -> None:
     run(main())
 
 
-def test_peer_reset_reports_the_error(run: Any) -> None:
+def test_peer_reset_reports_the_error(run: LoopRunner) -> None:
     async def main() -> None:
         protocol = Recorder()
         _, peer = await connected(protocol)
@@ -243,7 +218,7 @@ def test_peer_reset_reports_the_error(run: Any) -> None:
     run(main())
 
 
-def test_pause_and_resume_reading(run: Any) -> None:
+def test_pause_and_resume_reading(run: LoopRunner) -> None:
     async def main() -> None:
         protocol = Recorder()
         transport, peer = await connected(protocol)
@@ -265,30 +240,27 @@ def test_pause_and_resume_reading(run: Any) -> None:
     run(main())
 
 
-def test_protocol_errors_reach_the_exception_handler_and_close(run: Any) -> None:
+def test_protocol_errors_reach_the_exception_handler_and_close(run: LoopRunner) -> None:
     class Failing(Recorder):
         def data_received(self, data: bytes) -> None:
             raise ValueError("broken protocol")
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        contexts: list[dict[str, Any]] = []
-        loop.set_exception_handler(lambda loop, context: contexts.append(context))
         protocol = Failing()
         transport, peer = await connected(protocol)
         peer.sendall(b"x")
         exc = await protocol.lost
         assert isinstance(exc, ValueError)
-        assert [c["message"] for c in contexts] == [
+        assert [c["message"] for c in run.errors] == [
             "Fatal error: protocol.data_received() call failed."
         ]
-        assert contexts[0]["transport"] is transport
+        assert run.errors[0]["transport"] is transport
         peer.close()
 
-    run(main())
+    run(main(), errors_expected=True)
 
 
-def test_close_before_connection_made_still_makes_and_loses(run: Any) -> None:
+def test_close_before_connection_made_still_makes_and_loses(run: LoopRunner) -> None:
     async def main() -> None:
         protocol = Recorder()
         with socket.create_server(("127.0.0.1", 0)) as listener:
@@ -304,7 +276,7 @@ def test_close_before_connection_made_still_makes_and_loses(run: Any) -> None:
     run(main())
 
 
-def test_write_rejects_what_is_not_bytes_like(run: Any) -> None:
+def test_write_rejects_what_is_not_bytes_like(run: LoopRunner) -> None:
     async def main() -> None:
         protocol = Recorder()
         transport, peer = await connected(protocol)
