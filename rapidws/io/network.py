@@ -73,7 +73,7 @@ async def create_server(
 async def create_connection(
     factory: Callable[[], asyncio.BaseProtocol], fastnet: bool | None = None, **kwargs: Any
 ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
-    """``loop.create_connection(factory, **kwargs)``, on aiofastnet's transports if chosen."""
+    """``loop.create_connection(factory, **kwargs)``, on the transports chosen as above."""
     loop = asyncio.get_running_loop()
     module = use_fastnet(fastnet)
     if module is not None:
@@ -88,8 +88,18 @@ async def create_connection(
 
 #: What :func:`listening.start_server` and :func:`listening.open_connection` take.
 _SERVER_ARGUMENTS = frozenset(
-    {"host", "port", "family", "flags", "sock", "backlog", "ssl"}
-    | {"reuse_address", "reuse_port", "start_serving"}
+    (
+        "host",
+        "port",
+        "family",
+        "flags",
+        "sock",
+        "backlog",
+        "reuse_address",
+        "reuse_port",
+        "start_serving",
+        "ssl",
+    )
 )
 _CONNECTION_ARGUMENTS = frozenset(("host", "port", "family", "flags", "ssl"))
 

@@ -132,7 +132,6 @@ class SocketTransport:
         if conn is not None and cython.compiled and not self._eof:
             # The connection writes to the socket itself while this holds nothing.
             conn._fd = self._fd
-            conn._scatter_writes = True
         if not self._paused:
             self._loop.add_reader(self._fd, self._read_ready)
 
