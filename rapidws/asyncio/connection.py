@@ -92,6 +92,9 @@ class Connection(BaseConnection):
         if not messages:
             if self._recv_waiter is not None:
                 raise ConcurrencyError("recv is already running in another coroutine")
+            if self._wbuf is not None:
+                # This task's step ends here: what it wrote since it was woken goes now.
+                self._flush()
             while not messages:
                 if self._lost.done():
                     raise self._closed_error()
@@ -150,7 +153,14 @@ class Connection(BaseConnection):
         if isinstance(message, (str, bytes, bytearray, memoryview)):
             if engine.state != OPEN:
                 raise self._closed_error()
-            engine.send_message(message, not compress)
+            if self._lazy_cork and not self._messages:
+                # The answer to the last message received: send it now
+                # rather than schedule a flush for it.
+                self._lazy_cork = False
+                engine.send_message(message, not compress)
+                self._flush()
+            else:
+                engine.send_message(message, not compress)
         elif isinstance(message, dict):
             raise TypeError("data is a dict-like object")
         elif isinstance(message, AsyncIterable):

@@ -33,6 +33,7 @@ cdef class BaseConnection(SinkBase):
     cdef public object _hs_buf
     cdef public object _hs_parser
     cdef public object _keepalive_timer
+    cdef public bint _lazy_cork
     cdef public object _lost
     cdef public object _lost_cause
     cdef public object _open_timer
@@ -76,6 +77,8 @@ cdef Py_ssize_t _fd_read(int fd, bytes buffer)
 @cython.locals(engine=Engine, flush_scheduled=bint)
 cdef _feed(BaseConnection conn, bytes data, Py_ssize_t end, bint borrowed)
 
+
+cdef _schedule_flush(BaseConnection conn)
 
 cdef bint _writes_direct(BaseConnection conn) except -1
 

@@ -233,6 +233,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         "_hs_buf",
         "_hs_parser",
         "_keepalive_timer",
+        "_lazy_cork",
         "_lost",
         "_lost_cause",
         "_open_timer",
@@ -318,6 +319,9 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         self._private_buf: bytearray | None = None
         self._rbuf: _ReadBuffer | None = None  # the thread's, once connected
         self._defer_flush = False
+        # Corked for a handler that a read woke, with no flush scheduled: its
+        # first write schedules one, unless the API sends at once (see _feed).
+        self._lazy_cork = False
         self._flusher: _Flusher | None = None  # this loop's, once a handler needs it
         self._scatter_writes = False  # whether transport.writelines avoids a join
         # The socket's file descriptor while writes may go straight to it, else -1.
@@ -480,6 +484,9 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         buf = self._wbuf
         if buf is not None:
             buf.append(data)
+            if self._lazy_cork:
+                self._lazy_cork = False
+                _schedule_flush(self)
             return
         if self.transport is not None:
             _send_now(self, data)
@@ -774,10 +781,14 @@ def _feed(conn: BaseConnection, data: bytes, end: int, borrowed: bool) -> None:
     if engine is not None:
         # Cork: the replies to everything in ``data`` (echoes from
         # callbacks, pongs, the close frame) leave in one write.  If
-        # writes are corked already, a flush is scheduled: it takes these too.
-        flush_scheduled = conn._wbuf is not None
-        if not flush_scheduled:
-            conn._wbuf = []
+        # writes are corked already with a flush scheduled, it takes these too.
+        if conn._lazy_cork:
+            conn._lazy_cork = False  # corked, nothing written yet, nothing scheduled
+            flush_scheduled = False
+        else:
+            flush_scheduled = conn._wbuf is not None
+            if not flush_scheduled:
+                conn._wbuf = []
         if borrowed:
             engine.receive_borrowed(data, end)
         else:
@@ -785,13 +796,16 @@ def _feed(conn: BaseConnection, data: bytes, end: int, borrowed: bool) -> None:
         if flush_scheduled:
             return
         if conn._defer_flush:
-            # A task was woken: it runs in this loop iteration, before
-            # the flush, so what it sends joins the same write.
+            # A task was woken: it runs in this loop iteration, and what it
+            # sends joins the same write.  With nothing written yet, no flush
+            # is scheduled: the task's first write schedules one, or the API
+            # flushes at once when the task answers the last message queued
+            # or waits for the next one.
             conn._defer_flush = False
-            flusher = conn._flusher
-            if flusher is None:
-                flusher = conn._flusher = _flusher(conn.loop)
-            flusher.add(conn)
+            if conn._wbuf:
+                _schedule_flush(conn)
+            else:
+                conn._lazy_cork = True
         else:
             _flush_writes(conn)
         return
@@ -805,6 +819,14 @@ def _feed(conn: BaseConnection, data: bytes, end: int, borrowed: bool) -> None:
             conn._client_handshake_data()
     except InvalidHandshake as exc:
         conn._handshake_failed(exc)
+
+
+def _schedule_flush(conn: BaseConnection) -> None:
+    """Flush ``conn``'s corked writes later in this loop iteration, with the loop's others."""
+    flusher = conn._flusher
+    if flusher is None:
+        flusher = conn._flusher = _flusher(conn.loop)
+    flusher.add(conn)
 
 
 def _writes_direct(conn: BaseConnection) -> bool:
@@ -876,6 +898,7 @@ def _flush_writes(conn: BaseConnection) -> None:
     """
     buf = conn._wbuf
     conn._wbuf = None
+    conn._lazy_cork = False
     if not buf or conn.transport is None:
         return
     if len(buf) == 1:

@@ -14,10 +14,11 @@ import pytest
 
 import rapidws
 from rapidws.io import network
+from rapidws.io import transport as transport_module
 from rapidws.listener import Listener, ListenerConnection, serve_listener
 from rapidws.protocol.frames import Frame, Opcode
 
-from ..asyncio.helpers import RawClient, port_of
+from ..asyncio.helpers import RawClient, echo, port_of
 
 COUNT = 50
 
@@ -121,6 +122,68 @@ async def test_send_outside_a_read_goes_out_at_once() -> None:
         client, _ = await RawClient.open(port_of(server))
         frame = await client.read_frame()
         assert frame is not None and frame.payload == b"unprompted"
+        client.close()
+
+
+async def test_answer_to_the_last_message_goes_out_with_no_flush_scheduled() -> None:
+    # One message at a time: each echo is sent from ``send`` itself, so the
+    # loop never needs the flusher that joins a batch's answers.
+    async with rapidws.serve(echo, "127.0.0.1", 0) as server:
+        client, _ = await RawClient.open(port_of(server))
+        for i in range(20):
+            client.send_frame(Opcode.BINARY, i.to_bytes(2, "big"))
+            frame = await client.read_frame()
+            assert frame is not None and frame.payload == i.to_bytes(2, "big")
+        client.close()
+    assert asyncio.get_running_loop() not in transport_module._FLUSHERS
+
+
+async def test_several_answers_to_one_message_all_arrive_in_order() -> None:
+    async def handler(ws: rapidws.ServerConnection) -> None:
+        async for message in ws:
+            for part in (b"a", b"b", b"c"):
+                await ws.send(part + message)  # type: ignore[operator]
+
+    async with rapidws.serve(handler, "127.0.0.1", 0) as server:
+        client, _ = await RawClient.open(port_of(server))
+        for i in range(3):
+            client.send_frame(Opcode.BINARY, str(i).encode())
+            payloads = []
+            for _ in range(3):
+                frame = await client.read_frame()
+                assert frame is not None
+                payloads.append(frame.payload)
+            assert payloads == [b"a%d" % i, b"b%d" % i, b"c%d" % i]
+        client.close()
+
+
+async def test_writes_from_elsewhere_go_out_while_the_woken_handler_waits() -> None:
+    # The handler is woken by a message, then waits on something else than
+    # recv without writing: a send from another task, and a ping, still go
+    # out in that loop iteration (the writes stay corked for the handler).
+    received = asyncio.Event()
+    release = asyncio.Event()
+    conns: list[rapidws.ServerConnection] = []
+
+    async def handler(ws: rapidws.ServerConnection) -> None:
+        conns.append(ws)
+        await ws.recv()
+        received.set()
+        await release.wait()
+
+    async with rapidws.serve(handler, "127.0.0.1", 0) as server:
+        client, _ = await RawClient.open(port_of(server))
+        client.send_frame(Opcode.TEXT, b"wake")
+        await received.wait()
+        pong_waiter = await conns[0].ping(b"p")  # the first write while corked
+        frame = await client.read_frame()
+        assert frame is not None and (frame.opcode, frame.payload) == (Opcode.PING, b"p")
+        client.send_frame(Opcode.PONG, b"p")
+        await pong_waiter
+        await conns[0].send(b"broadcast")
+        frame = await client.read_frame()
+        assert frame is not None and frame.payload == b"broadcast"
+        release.set()
         client.close()
 
 
