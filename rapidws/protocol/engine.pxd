@@ -5,6 +5,8 @@ cimport cython
 @cython.locals(result=bytes)
 cdef bytes _mask(bytes data, Py_ssize_t start, Py_ssize_t n, bytes mask, Py_ssize_t offset)
 
+cdef bytes _bytes_at(bytes data, Py_ssize_t start, Py_ssize_t n)
+
 @cython.locals(
     i=Py_ssize_t,
     words=Py_ssize_t,
@@ -32,7 +34,7 @@ cdef bytes _UTF8_LOW, _UTF8_HIGH, _UTF8_NEXT, _ZERO_MASK
 )
 cdef int _utf8_check(bytes data, Py_ssize_t start, Py_ssize_t n, int state)
 
-cdef object _PACK_H, _PACK_Q, _UNPACK_H, _UNPACK_Q, _Utf8Decoder, _MASKS, _DETACHED
+cdef object _PACK_H, _PACK_Q, _Utf8Decoder, _MASKS, _DETACHED
 
 cdef class _MaskSource:
     cdef bytes _buf
@@ -84,6 +86,10 @@ cdef class Engine:
     cpdef send_data(self, int opcode, object payload, bint fin=*, bint raw=*)
     @cython.locals(pos=Py_ssize_t, take=Py_ssize_t)
     cdef _receive(self, bytes data, Py_ssize_t end)
+    @cython.locals(
+        b0=int, b1=int, length="long long", header_len=Py_ssize_t, masked=int, opcode=int,
+        fin=int, rsv=int, i=Py_ssize_t,
+    )
     cdef Py_ssize_t _parse_header(self, bytes data, Py_ssize_t pos, Py_ssize_t end) except -2
     cdef public object _frame_buf
     cdef public Py_ssize_t _frame_pos

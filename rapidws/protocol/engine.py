@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from .. import _cython_shim as cython
 
-    _uninitialized_bytes: Callable[[None, int], bytes]
+    _uninitialized_bytes: Callable[[Any, int], bytes]
 else:
     try:
         import cython
@@ -69,8 +69,6 @@ OP_PONG = 0xA
 
 _PACK_H = struct.Struct("!BBH").pack
 _PACK_Q = struct.Struct("!BBQ").pack
-_UNPACK_H = struct.Struct("!H").unpack_from
-_UNPACK_Q = struct.Struct("!Q").unpack_from
 
 #: Payloads at least this long are written apart from their header instead
 #: of being copied behind it.
@@ -97,6 +95,13 @@ def _mask(data: bytes, start: int, n: int, mask: bytes, offset: int) -> bytes:
     result = _uninitialized_bytes(cython.NULL, n)
     _mask_into(result, 0, data, start, n, mask, offset)
     return result
+
+
+def _bytes_at(data: bytes, start: int, n: int) -> bytes:
+    """``data[start:start + n]``, in range; compiled, a copy with no slice object."""
+    if not cython.compiled:
+        return data[start : start + n]
+    return _uninitialized_bytes(cython.cast(cython.p_const_char, data) + start, n)
 
 
 def _mask_into(
@@ -481,11 +486,13 @@ class Engine:
             self._pending = data[pos:end]
             return -1
         if length == 126:
-            length = _UNPACK_H(data, pos + 2)[0]
+            length = (data[pos + 2] << 8) | data[pos + 3]
         elif length == 127:
-            length = _UNPACK_Q(data, pos + 2)[0]
-            if length >> 63:
+            if data[pos + 2] & 0x80:
                 raise ProtocolError("frame length with the most significant bit set")
+            length = 0
+            for i in range(pos + 2, pos + 10):
+                length = (length << 8) | data[i]
         opcode = b0 & 0x0F
         fin = b0 & 0x80
         rsv = b0 & 0x70
@@ -525,7 +532,7 @@ class Engine:
         self._opcode = opcode
         self._fin = bool(fin)
         self._rsv = rsv
-        self._mask = data[pos + header_len - 4 : pos + header_len] if masked else b""
+        self._mask = _bytes_at(data, pos + header_len - 4, 4) if masked else b""
         self._mask_offset = 0
         self._frame_left = length
         return pos + header_len

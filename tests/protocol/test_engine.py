@@ -70,6 +70,18 @@ def test_length_with_most_significant_bit_fails_1002() -> None:
     assert_failed(engine, sink, 1002)
 
 
+@pytest.mark.parametrize("length", [1 << 32, (1 << 40) + 0x0102030405, (1 << 63) - 1])
+def test_64_bit_lengths_are_read_whole(length: int) -> None:
+    # Every byte of the 64-bit length counts: over max_size, the error names it.
+    engine, sink = make(max_size=1 << 20)
+    header = b"\x82\xff" + struct.pack("!Q", length) + b"abcd"
+    engine.receive_data(header[:5])  # split inside the length: kept until the rest comes
+    assert sink.take_events() == []
+    engine.receive_data(header[5:])
+    assert engine.failure is not None and f"frame of {length} bytes" in str(engine.failure)
+    assert engine.failure.code == 1009
+
+
 @pytest.mark.parametrize("opcode", [3, 4, 5, 6, 7, 11, 12, 13, 14, 15])
 def test_reserved_opcodes_fail_1002(opcode: int) -> None:
     engine, sink = make()
