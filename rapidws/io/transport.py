@@ -851,10 +851,12 @@ def _send_now(conn: BaseConnection, data: bytes) -> None:
         if sent == len(data):
             return
         # The rest (all of it on EAGAIN or an error) goes the transport's
-        # way: it buffers it, or meets the error and closes.
+        # way: it buffers it, or meets the error and closes.  A view, not a
+        # copy: a large payload's rest is most of it, and ``data`` is bytes.
         conn._tr_buffered = True
         if sent > 0:
-            data = data[sent:]
+            transport.write(memoryview(data)[sent:])
+            return
     transport.write(data)
 
 
@@ -880,9 +882,9 @@ def _send_list(conn: BaseConnection, pieces: list[bytes]) -> None:
             start += 1
         if start < stop:  # a short write: the transport takes the rest
             conn._tr_buffered = True
-            rest = pieces[start:]
+            rest: list[Any] = pieces[start:]
             if sent > 0:
-                rest[0] = rest[0][sent:]
+                rest[0] = memoryview(rest[0])[sent:]  # a view, as in _send_now
             transport.writelines(rest)
             return
 

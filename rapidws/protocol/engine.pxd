@@ -92,12 +92,16 @@ cdef class Engine:
     )
     cdef Py_ssize_t _parse_header(self, bytes data, Py_ssize_t pos, Py_ssize_t end) except -2
     cdef public object _frame_buf
+    cdef public bytearray _early
     cdef public Py_ssize_t _frame_pos
     cdef public int _utf8_state
 
+    @cython.locals(have=Py_ssize_t)
     cdef _payload_chunk(self, bytes data, Py_ssize_t start, Py_ssize_t n)
-    @cython.locals(pos=Py_ssize_t, buf=bytes)
+    @cython.locals(buf=bytes, early=bytearray, size=Py_ssize_t)
     cdef _gather(self, bytes data, Py_ssize_t start, Py_ssize_t n, bint frame_done)
+    @cython.locals(pos=Py_ssize_t)
+    cdef _gather_piece(self, bytes buf, bytes data, Py_ssize_t start, Py_ssize_t n)
     cdef _data_chunk(self, bytes chunk, bint frame_done)
     cdef _decode_text(self, bytes chunk, bint final)
     cdef _finish_message(self, object message)

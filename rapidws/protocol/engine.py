@@ -313,6 +313,7 @@ class Engine:
         "_borrowed",
         "_csink",
         "_decoder",
+        "_early",
         "_ext_chunks",
         "_extensions",
         "_fin",
@@ -377,6 +378,9 @@ class Engine:
         self._mask_offset = 0
         self._ext_chunks: list[bytes] = []  # a frame's payload kept for extensions/control
         self._frame_buf: bytes | None = None  # compiled build: a frame gathered whole
+        # Compiled build: the first bytes of a large frame, masked, until enough
+        # of it has come to allocate its buffer.
+        self._early: bytearray | None = None
         self._frame_pos = 0
         self._utf8_state = 0
         # Message reassembly.
@@ -461,6 +465,7 @@ class Engine:
         self._sink = _DETACHED
         self._csink = None
         self._frame_buf = None
+        self._early = None
         self._frame_left = -1
         self._decoder = None
         self._parts.clear()
@@ -543,14 +548,18 @@ class Engine:
         if (
             cython.compiled
             and self._opcode < 8
-            and (
-                self._frame_buf is not None
-                or (
-                    not frame_done
-                    and (n * 16 >= n + self._frame_left or n <= 65536 - self._frame_left)
-                )
-            )
+            and (self._frame_buf is not None or self._early is not None or not frame_done)
         ):
+            if self._frame_buf is None:
+                have = n if self._early is None else len(self._early) + n
+                if have * 16 < have + self._frame_left and have + self._frame_left > 65536:
+                    # Too little of a large frame to allocate its buffer yet.
+                    piece = memoryview(data)[start : start + n]
+                    if self._early is None:
+                        self._early = bytearray(piece)
+                    else:
+                        self._early += piece
+                    return
             self._gather(data, start, n, frame_done)
             return
         if self._mask:
@@ -584,18 +593,36 @@ class Engine:
         No list of pieces and no join: one allocation and one pass (unmask
         and copy) per byte.  The buffer is allocated once the frame is known
         to be small or a sixteenth of it has arrived, so a peer announcing a
-        large frame and sending little does not get its size allocated.
+        large frame and sending little does not get its size allocated; the
+        bytes before that wait in ``_early`` (see :meth:`_payload_chunk`).
         Text is still validated as it arrives.
         """
         buf = self._frame_buf
         if buf is None:
-            buf = self._frame_buf = _uninitialized_bytes(cython.NULL, n + self._frame_left)
+            early = self._early
+            size = 0 if early is None else len(early)
+            buf = self._frame_buf = _uninitialized_bytes(cython.NULL, size + n + self._frame_left)
             self._frame_pos = 0
             if self._msg_opcode == OP_TEXT and not self._extensions:
                 # Carry on from bytes of a character the previous frame began.
                 decoder = self._decoder
                 pending = decoder.getstate()[0] if self._msg_size and decoder is not None else b""
                 self._utf8_state = _utf8_check(pending, 0, len(pending), 0)
+            if early is not None:
+                self._early = None
+                self._gather_piece(buf, bytes(early), 0, size)
+        self._gather_piece(buf, data, start, n)
+        if not frame_done:
+            return
+        self._frame_left = -1
+        self._frame_buf = None
+        if self._extensions:
+            self._end_frame(buf)
+        else:
+            self._data_chunk(buf, True)
+
+    def _gather_piece(self, buf: bytes, data: bytes, start: int, n: int) -> None:
+        """Unmask ``data[start:start + n]`` into the frame's buffer; check text as it comes."""
         pos = self._frame_pos
         _mask_into(buf, pos, data, start, n, self._mask or _ZERO_MASK, self._mask_offset)
         self._mask_offset = (self._mask_offset + n) & 3
@@ -604,18 +631,6 @@ class Engine:
             self._utf8_state = _utf8_check(buf, pos, n, self._utf8_state)
             if self._utf8_state < 0:
                 raise ProtocolError("invalid UTF-8 in text message", 1007)
-        if not frame_done:
-            return
-        self._frame_left = -1
-        self._frame_buf = None
-        if self._extensions:
-            if self._ext_chunks:  # the frame's start came before the buffer
-                self._ext_chunks.append(buf)
-                buf = b"".join(self._ext_chunks)
-                self._ext_chunks.clear()
-            self._end_frame(buf)
-        else:
-            self._data_chunk(buf, True)
 
     def _data_chunk(self, chunk: bytes, frame_done: bool) -> None:
         """Add plain (unextended) payload bytes to the current message."""

@@ -400,6 +400,45 @@ def test_binary_frame_in_pieces_is_reassembled_exactly() -> None:
             assert sink.take_events() == [Message(payload)]
 
 
+def small_then_large_cuts(data: bytes, payload_size: int) -> list[int]:
+    """Cuts giving a large frame's first sixteenth in odd little pieces, then the rest."""
+    start = len(data) - payload_size
+    small = [start + 1, start + 1001, start + 3003, start + 3004, start + payload_size // 20]
+    return [*small, start + payload_size // 3, start + payload_size - 5]
+
+
+@pytest.mark.parametrize("side", [SERVER, CLIENT])
+def test_large_frame_starting_in_small_pieces_is_reassembled_exactly(side: int) -> None:
+    # The first pieces of a large frame wait until its buffer is allocated:
+    # they go first into it, unmasked at their own offsets in the mask.
+    payload = random.Random(1).randbytes(2**20 + 3)
+    data = wire(Opcode.BINARY, payload, masked=side == SERVER)
+    cuts = small_then_large_cuts(data, len(payload))
+    engine, sink = make(side, max_size=None)
+    feed_in_pieces(engine, data[: cuts[3]], cuts[:3])
+    assert engine._frame_buf is None  # under a sixteenth: no buffer of the frame's size
+    feed_in_pieces(engine, data[cuts[3] :], [cut - cuts[3] for cut in cuts[4:]])
+    assert sink.take_events() == [Message(payload)]
+
+
+def test_large_text_frame_starting_in_small_pieces_is_decoded_exactly() -> None:
+    rng = random.Random(2)
+    text = b"".join(rng.choice(VALID_SEQUENCES) for _ in range(300_000))
+    data = wire(Opcode.TEXT, text)
+    engine, sink = make(max_size=None)
+    feed_in_pieces(engine, data, small_then_large_cuts(data, len(text)))
+    assert sink.take_events() == [Message(text.decode())]
+
+
+def test_invalid_utf8_in_the_first_pieces_of_a_large_text_frame_fails_1007() -> None:
+    text = b"a" * 2000 + b"\xc3\x28" + b"b" * 2**20
+    data = wire(Opcode.TEXT, text)
+    engine, sink = make(max_size=None)
+    cuts = small_then_large_cuts(data, len(text))
+    feed_in_pieces(engine, data[: cuts[5]], cuts[:5])  # a twentieth, then a third
+    assert_failed(engine, sink, 1007)
+
+
 def test_announced_large_frame_trickling_in_is_not_allocated_whole() -> None:
     engine, _ = make(max_size=None)
     data = wire(Opcode.BINARY, bytes(2**24))

@@ -5,6 +5,7 @@ Every test runs with the standard library's zlib and with zlib-ng's.
 
 from __future__ import annotations
 
+import random
 import tracemalloc
 import zlib
 from collections.abc import Iterator
@@ -300,6 +301,20 @@ def test_compressed_message_round_trip_sets_rsv1_and_shrinks() -> None:
     assert not frame.payload.endswith(b"\x00\x00\xff\xff")  # the tail is removed
     server.receive_data(wire)
     assert server_sink.take_events() == [Message(JSON.decode())]
+
+
+def test_large_compressed_frame_arriving_in_small_pieces_inflates() -> None:
+    # Incompressible: the compressed frame is about as large as the message,
+    # and its first sixteenth comes in little pieces before the rest.
+    payload = random.Random(3).randbytes(300_000)
+    server, server_sink, client, client_sink = pair()
+    client.send_message(payload)
+    wire = client_sink.take_data()
+    ((frame, _),) = frames_of(wire)
+    assert frame.rsv1 and len(frame.payload) > 200_000
+    for start, stop in [(0, 20), (20, 1021), (1021, 3000), (3000, 150_000), (150_000, None)]:
+        server.receive_data(wire[start:stop])
+    assert server_sink.take_events() == [Message(payload)]
 
 
 def test_small_messages_go_uncompressed() -> None:
