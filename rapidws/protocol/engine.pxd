@@ -7,6 +7,9 @@ cdef bytes _mask(bytes data, Py_ssize_t start, Py_ssize_t n, bytes mask, Py_ssiz
 
 cdef bytes _bytes_at(bytes data, Py_ssize_t start, Py_ssize_t n)
 
+@cython.locals(mask_bit=int, size=Py_ssize_t, out=bytes, p="unsigned char *", i=int)
+cdef bytes _frame(int b0, Py_ssize_t n, bytes key, bytes payload)
+
 @cython.locals(
     i=Py_ssize_t,
     words=Py_ssize_t,
@@ -110,4 +113,5 @@ cdef class Engine:
     cdef _fail(self, object exc)
     cdef _send_control(self, int opcode, bytes payload)
     cdef _send_close_frame(self, int code, str reason)
+    @cython.locals(b0=int, n=Py_ssize_t, key=bytes, rest=bytes, header=bytes)
     cdef _write_frame(self, int opcode, object payload, bint fin, int rsv)

@@ -25,12 +25,14 @@ if TYPE_CHECKING:
     from .. import _cython_shim as cython
 
     _uninitialized_bytes: Callable[[Any, int], bytes]
+    memcpy: Callable[[Any, Any, int], Any]
 else:
     try:
         import cython
         from cython.cimports.cpython.bytes import (
             PyBytes_FromStringAndSize as _uninitialized_bytes,  # compiled build only
         )
+        from cython.cimports.libc.string import memcpy
     except (ImportError, AttributeError):  # the pure-Python build, Cython installed or not
         from .. import _cython_shim as cython
 
@@ -102,6 +104,51 @@ def _bytes_at(data: bytes, start: int, n: int) -> bytes:
     if not cython.compiled:
         return data[start : start + n]
     return _uninitialized_bytes(cython.cast(cython.p_const_char, data) + start, n)
+
+
+def _frame(b0: int, n: int, key: bytes | None, payload: bytes | None) -> bytes:
+    """A frame header for ``n`` bytes of payload, with ``key`` (client side), then ``payload``.
+
+    ``payload`` (``n`` bytes, or None for the header alone) is masked with
+    ``key`` when there is one.  Compiled, it is one new object written in
+    place: no tuple, struct call or concatenation.
+    """
+    mask_bit = 0 if key is None else 0x80
+    if not cython.compiled:
+        if n < 126:
+            header = bytes((b0, mask_bit | n))
+        elif n < 65536:
+            header = _PACK_H(b0, mask_bit | 126, n)
+        else:
+            header = _PACK_Q(b0, mask_bit | 127, n)
+        if key is not None:
+            header += key
+            if payload is not None:
+                payload = _mask(payload, 0, n, key, 0)
+        return header if payload is None else header + payload
+    size = 2 if n < 126 else 4 if n < 65536 else 10
+    if key is not None:
+        size += 4
+    out = _uninitialized_bytes(cython.NULL, size + (0 if payload is None else n))
+    p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, out))
+    p[0] = b0
+    if n < 126:
+        p[1] = mask_bit | n
+    elif n < 65536:
+        p[1] = mask_bit | 126
+        p[2] = n >> 8
+        p[3] = n & 0xFF
+    else:
+        p[1] = mask_bit | 127
+        for i in range(8):
+            p[2 + i] = (n >> (56 - 8 * i)) & 0xFF
+    if key is not None:
+        memcpy(p + size - 4, cython.cast(cython.p_const_char, key), 4)
+        if payload is not None:
+            _mask_into(out, size, payload, 0, n, key, 0)
+    elif payload is not None:
+        memcpy(p + size, cython.cast(cython.p_const_char, payload), n)
+    return out
 
 
 def _mask_into(
@@ -862,26 +909,16 @@ class Engine:
     ) -> None:
         """Build one frame and write it."""
         b0 = (0x80 if fin else 0) | rsv | opcode
+        if type(payload) is not bytes:
+            payload = bytes(payload)  # and len() counts bytes, whatever a view's format
         n = len(payload)
-        client = self.client
-        mask_bit = 0x80 if client else 0
-        if n < 126:
-            header = bytes((b0, mask_bit | n))
-        elif n < 65536:
-            header = _PACK_H(b0, mask_bit | 126, n)
-        else:
-            header = _PACK_Q(b0, mask_bit | 127, n)
-        if client:
-            key = _MASKS.next()
-            header += key
-            if type(payload) is not bytes:
-                payload = bytes(payload)
-            payload = _mask(payload, 0, n, key, 0)
+        key = _MASKS.next() if self.client else None
         rest: bytes | None = None
         if n >= _WRITE_APART:  # not copied behind its header
-            rest = payload if type(payload) is bytes else bytes(payload)
+            header = _frame(b0, n, key, None)
+            rest = payload if key is None else _mask(payload, 0, n, key, 0)
         else:
-            header += payload
+            header = _frame(b0, n, key, payload)
         csink = self._csink
         if csink is not None:
             csink.write(header)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import random
 import struct
 
@@ -614,11 +615,23 @@ def test_send_text_and_binary() -> None:
     ]
 
 
-@pytest.mark.parametrize("size", [125, 126, 65535, 65536, 100000])
-def test_send_lengths_parse_back(size: int) -> None:
-    engine, sink = make(CLIENT)
-    engine.send_message(b"z" * size)
-    assert sent_frames(sink, masked=True) == [Frame(Opcode.BINARY, b"z" * size)]
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 16383, 16384, 65535, 65536, 100000, 2**24 + 1])
+@pytest.mark.parametrize("side", [SERVER, CLIENT])
+def test_send_lengths_parse_back(size: int, side: int) -> None:
+    # Every length encoding, each side of the size where the payload is
+    # written apart from its header, masked by the client.
+    payload = random.Random(size).randbytes(size)
+    engine, sink = make(side)
+    engine.send_message(payload)
+    assert sent_frames(sink, masked=side == CLIENT) == [Frame(Opcode.BINARY, payload)]
+
+
+@pytest.mark.parametrize("side", [SERVER, CLIENT])
+def test_send_views_of_any_format_as_their_bytes(side: int) -> None:
+    words = array.array("i", [1, -2, 3])
+    engine, sink = make(side)
+    engine.send_message(memoryview(words))
+    assert sent_frames(sink, masked=side == CLIENT) == [Frame(Opcode.BINARY, words.tobytes())]
 
 
 def test_max_fragment_size_splits_messages() -> None:
