@@ -7,21 +7,20 @@ cdef bytes _mask(bytes data, Py_ssize_t start, Py_ssize_t n, bytes mask, Py_ssiz
 
 cdef bytes _bytes_at(bytes data, Py_ssize_t start, Py_ssize_t n)
 
+cdef inline const unsigned char *_at(bytes data, Py_ssize_t start)
+
 @cython.locals(mask_bit=int, size=Py_ssize_t, out=bytes, p="unsigned char *", i=int)
 cdef bytes _frame(int b0, Py_ssize_t n, bytes key, bytes payload)
 
 @cython.locals(
     i=Py_ssize_t,
     words=Py_ssize_t,
-    src="const unsigned char *",
     out="unsigned char *",
     key="const unsigned char *",
     word="unsigned long long",
-    src64="const unsigned long long *",
-    out64="unsigned long long *",
 )
 cdef void _mask_into(
-    bytes dest, Py_ssize_t pos, bytes data, Py_ssize_t start, Py_ssize_t n, bytes mask,
+    bytes dest, Py_ssize_t pos, const unsigned char *src, Py_ssize_t n, bytes mask,
     Py_ssize_t offset,
 )
 
@@ -104,7 +103,7 @@ cdef class Engine:
     @cython.locals(buf=bytes, early=bytearray, size=Py_ssize_t)
     cdef _gather(self, bytes data, Py_ssize_t start, Py_ssize_t n, bint frame_done)
     @cython.locals(pos=Py_ssize_t)
-    cdef _gather_piece(self, bytes buf, bytes data, Py_ssize_t start, Py_ssize_t n)
+    cdef _gather_piece(self, bytes buf, const unsigned char *src, Py_ssize_t n)
     cdef _data_chunk(self, bytes chunk, bint frame_done)
     cdef _decode_text(self, bytes chunk, bint final)
     cdef _finish_message(self, object message)

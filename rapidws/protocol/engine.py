@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     _uninitialized_bytes: Callable[[Any, int], bytes]
     memcpy: Callable[[Any, Any, int], Any]
+    rapidws_xor_words: Callable[[Any, Any, int, int], None]
 else:
     try:
         import cython
@@ -33,6 +34,7 @@ else:
             PyBytes_FromStringAndSize as _uninitialized_bytes,  # compiled build only
         )
         from cython.cimports.libc.string import memcpy
+        from cython.cimports.rapidws.protocol._xor import rapidws_xor_words
     except (ImportError, AttributeError):  # the pure-Python build, Cython installed or not
         from .. import _cython_shim as cython
 
@@ -95,7 +97,7 @@ def _mask(data: bytes, start: int, n: int, mask: bytes, offset: int) -> bytes:
     # Not zeroed: every byte is written next.  A new object for n > 0
     # (the empty one is shared, and not written).
     result = _uninitialized_bytes(cython.NULL, n)
-    _mask_into(result, 0, data, start, n, mask, offset)
+    _mask_into(result, 0, _at(data, start), n, mask, offset)
     return result
 
 
@@ -145,32 +147,34 @@ def _frame(b0: int, n: int, key: bytes | None, payload: bytes | None) -> bytes:
     if key is not None:
         memcpy(p + size - 4, cython.cast(cython.p_const_char, key), 4)
         if payload is not None:
-            _mask_into(out, size, payload, 0, n, key, 0)
+            _mask_into(out, size, _at(payload, 0), n, key, 0)
     elif payload is not None:
         memcpy(p + size, cython.cast(cython.p_const_char, payload), n)
     return out
 
 
-def _mask_into(
-    dest: bytes, pos: int, data: bytes, start: int, n: int, mask: bytes, offset: int
-) -> None:
-    """Compiled build only: write ``data[start:start + n]`` XOR ``mask`` into ``dest`` at ``pos``.
+def _at(data: bytes, start: int) -> Any:
+    """Compiled build only: the address of ``data[start]``."""
+    return cython.cast(cython.p_const_uchar, cython.cast(cython.p_const_char, data)) + start
+
+
+def _mask_into(dest: bytes, pos: int, src: Any, n: int, mask: bytes, offset: int) -> None:
+    """Compiled build only: write the ``n`` bytes at ``src`` XOR ``mask`` into ``dest`` at ``pos``.
 
     ``dest`` is a ``bytes`` object this module just created and nothing else
     has seen yet.  An all-zero mask copies.
     """
-    src = cython.cast(cython.p_const_uchar, cython.cast(cython.p_const_char, data)) + start
     out = cython.cast(cython.p_uchar, cython.cast(cython.p_char, dest)) + pos
     key = cython.cast(cython.p_const_uchar, cython.cast(cython.p_const_char, mask))
     pattern = cython.declare(cython.uchar[8])
     for i in range(8):
         pattern[i] = key[(offset + i) & 3]
     word = cython.cast(cython.pointer(cython.ulonglong), pattern)[0]
+    if word == 0:
+        memcpy(out, src, n)
+        return
     words = n >> 3
-    src64 = cython.cast(cython.pointer(cython.ulonglong), src)
-    out64 = cython.cast(cython.pointer(cython.ulonglong), out)
-    for i in range(words):
-        out64[i] = src64[i] ^ word
+    rapidws_xor_words(out, src, words, word)
     for i in range(words << 3, n):
         out[i] = src[i] ^ pattern[i & 7]
 
@@ -657,8 +661,11 @@ class Engine:
                 self._utf8_state = _utf8_check(pending, 0, len(pending), 0)
             if early is not None:
                 self._early = None
-                self._gather_piece(buf, bytes(early), 0, size)
-        self._gather_piece(buf, data, start, n)
+                # Unmasked from where they wait: no copy of them as bytes.
+                self._gather_piece(
+                    buf, cython.cast(cython.p_const_uchar, cython.cast(cython.p_char, early)), size
+                )
+        self._gather_piece(buf, _at(data, start), n)
         if not frame_done:
             return
         self._frame_left = -1
@@ -668,10 +675,10 @@ class Engine:
         else:
             self._data_chunk(buf, True)
 
-    def _gather_piece(self, buf: bytes, data: bytes, start: int, n: int) -> None:
-        """Unmask ``data[start:start + n]`` into the frame's buffer; check text as it comes."""
+    def _gather_piece(self, buf: bytes, src: Any, n: int) -> None:
+        """Unmask ``n`` bytes at ``src`` into the frame's buffer; check text as it comes."""
         pos = self._frame_pos
-        _mask_into(buf, pos, data, start, n, self._mask or _ZERO_MASK, self._mask_offset)
+        _mask_into(buf, pos, src, n, self._mask or _ZERO_MASK, self._mask_offset)
         self._mask_offset = (self._mask_offset + n) & 3
         self._frame_pos = pos + n
         if self._msg_opcode == OP_TEXT and not self._extensions:
