@@ -15,3 +15,5 @@ cdef class Connection(BaseConnection):
     cdef public bint _fail_after_drain
 
     cpdef on_message(self, object message)
+    cdef object _new_waiter(self)
+    cdef object _take_message(self)

@@ -88,28 +88,13 @@ class Connection(BaseConnection):
         :class:`~rapidws.exceptions.ConnectionClosed` once the connection is
         closed and every message received before has been returned.
         """
-        messages = self._messages
-        if not messages:
-            if self._recv_waiter is not None:
-                raise ConcurrencyError("recv is already running in another coroutine")
-            if self._wbuf is not None:
-                # This task's step ends here: what it wrote since it was woken goes now.
-                self._flush()
-            while not messages:
-                if self._lost.done():
-                    raise self._closed_error()
-                waiter = self._recv_waiter = self.loop.create_future()
-                try:
-                    await waiter
-                finally:
-                    self._recv_waiter = None
-        message = messages.popleft()
-        if self._fail_after_drain and not messages:
-            self._fail_after_drain = False
-            self.loop.call_soon(self._flush_failure)
-        if self._paused_reading and len(messages) <= self.max_queue_low:
-            self._paused_reading = False
-            self._resume_reading()
+        while not self._messages:
+            waiter = self._new_waiter()
+            try:
+                await waiter
+            finally:
+                self._recv_waiter = None
+        message = self._take_message()
         if decode is not None:
             if decode and type(message) is bytes:
                 return message.decode("utf-8")
@@ -122,12 +107,42 @@ class Connection(BaseConnection):
         return self
 
     async def __anext__(self) -> Data:
-        # Not an async generator: one coroutine per message, no generator
-        # and ``asend`` object around it.
-        try:
-            return await self.recv()
-        except ConnectionClosedOK:
-            raise StopAsyncIteration from None
+        # Not an async generator, nor a wrapper around recv: one coroutine
+        # per message, no generator, ``asend`` or inner coroutine object.
+        while not self._messages:
+            try:
+                waiter = self._new_waiter()
+            except ConnectionClosedOK:
+                raise StopAsyncIteration from None
+            try:
+                await waiter
+            finally:
+                self._recv_waiter = None
+        return self._take_message()
+
+    def _new_waiter(self) -> asyncio.Future[None]:
+        """What a receiver awaits while no message is queued; raise if none can come."""
+        if self._recv_waiter is not None:
+            raise ConcurrencyError("recv is already running in another coroutine")
+        if self._wbuf is not None:
+            # The receiving task's step ends here: what it wrote since it was woken goes now.
+            self._flush()
+        if self._lost.done():
+            raise self._closed_error()
+        waiter = self._recv_waiter = self.loop.create_future()
+        return waiter
+
+    def _take_message(self) -> Data:
+        """The next queued message; reading resumes once the queue is low."""
+        messages = self._messages
+        message: Data = messages.popleft()
+        if self._fail_after_drain and not messages:
+            self._fail_after_drain = False
+            self.loop.call_soon(self._flush_failure)
+        if self._paused_reading and len(messages) <= self.max_queue_low:
+            self._paused_reading = False
+            self._resume_reading()
+        return message
 
     # --------------------------------------------------------------- sending
 
