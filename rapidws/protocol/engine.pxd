@@ -7,7 +7,7 @@ cdef bytes _mask(bytes data, Py_ssize_t start, Py_ssize_t n, bytes mask, Py_ssiz
 
 cdef bytes _bytes_at(bytes data, Py_ssize_t start, Py_ssize_t n)
 
-cdef inline const unsigned char *_at(bytes data, Py_ssize_t start)
+cdef const unsigned char *_at(bytes data, Py_ssize_t start)
 
 @cython.locals(mask_bit=int, size=Py_ssize_t, out=bytes, p="unsigned char *", i=int)
 cdef bytes _frame(int b0, Py_ssize_t n, bytes key, bytes payload)

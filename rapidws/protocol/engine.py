@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     _uninitialized_bytes: Callable[[Any, int], bytes]
     memcpy: Callable[[Any, Any, int], Any]
     rapidws_xor_words: Callable[[Any, Any, int, int], None]
+    rapidws_ascii_prefix: Callable[[Any, int], int]
 else:
     try:
         import cython
@@ -34,7 +35,10 @@ else:
             PyBytes_FromStringAndSize as _uninitialized_bytes,  # compiled build only
         )
         from cython.cimports.libc.string import memcpy
-        from cython.cimports.rapidws.protocol._xor import rapidws_xor_words
+        from cython.cimports.rapidws.protocol._byteloops import (
+            rapidws_ascii_prefix,
+            rapidws_xor_words,
+        )
     except (ImportError, AttributeError):  # the pure-Python build, Cython installed or not
         from .. import _cython_shim as cython
 
@@ -85,9 +89,9 @@ def _mask(data: bytes, start: int, n: int, mask: bytes, offset: int) -> bytes:
     """XOR ``data[start:start + n]`` with the 4-byte ``mask`` (RFC 6455 5.3).
 
     ``offset`` is the position in the mask of the first byte, for payloads
-    that arrive in pieces.  The compiled build XORs 8 bytes at a time into
-    a new ``bytes`` object: no slice, no intermediate buffer.  Pure Python
-    XORs two big integers.
+    that arrive in pieces.  The compiled build XORs a vector at a time
+    (``_byteloops.h``) into a new ``bytes`` object: no slice, no
+    intermediate buffer.  Pure Python XORs two big integers.
     """
     if not cython.compiled:
         chunk = data if start == 0 and n == len(data) else data[start : start + n]
@@ -194,8 +198,8 @@ def _utf8_check(data: bytes, start: int, n: int, state: int) -> int:
     """Compiled build only: run ``data[start:start + n]`` through the UTF-8 state machine.
 
     Return the state after it, or -1 at the first byte no valid UTF-8 text
-    can contain (so the connection fails at once, mid-frame).  ASCII goes 8
-    bytes at a time.
+    can contain (so the connection fails at once, mid-frame).  Runs of ASCII
+    are skipped 32 bytes at a time (``_byteloops.h``).
     """
     src = cython.cast(cython.p_const_uchar, cython.cast(cython.p_const_char, data)) + start
     low = cython.cast(cython.p_const_uchar, cython.cast(cython.p_const_char, _UTF8_LOW))
@@ -204,12 +208,7 @@ def _utf8_check(data: bytes, start: int, n: int, state: int) -> int:
     i = 0
     while i < n:
         if state == 0:
-            while (
-                i + 8 <= n
-                and (cython.cast(cython.pointer(cython.ulonglong), src + i)[0] & 0x8080808080808080)
-                == 0
-            ):
-                i += 8
+            i += rapidws_ascii_prefix(src + i, n - i)
             if i >= n:
                 break
             b = src[i]

@@ -358,6 +358,24 @@ def test_invalid_continuation_of_a_character_from_the_previous_frame() -> None:
     assert_failed(engine, sink, 1007)
 
 
+@pytest.mark.parametrize("offset", range(70))
+def test_ascii_runs_end_at_the_right_byte(offset: int) -> None:
+    # ASCII is skipped in blocks of 32 and 8 bytes, then bytewise: a
+    # character or a bad byte after any number of ASCII bytes is seen.
+    for special, valid in ((b"\xc3\xa9", True), (b"\xff", False), (b"\xc3", False)):
+        text = b"a" * offset + special + b"b" * (69 - offset) + b"\xe2\x82\xac" + b"c" * 20000
+        data = wire(Opcode.TEXT, text)
+        engine, sink = make()
+        if valid:
+            feed_in_pieces(engine, data, [10])  # in two pieces: checked as it arrives
+            assert sink.take_events() == [Message(text.decode())]
+        else:
+            # Up to the byte after the bad one, far from the frame's end.
+            stop = len(data) - len(text) + offset + len(special) + 1
+            feed_in_pieces(engine, data[:stop], [10])
+            assert_failed(engine, sink, 1007)
+
+
 def test_random_text_in_random_pieces_agrees_with_pythons_decoder() -> None:
     rng = random.Random(6455)
     alphabet = [b"a", b"Z", b" ", *VALID_SEQUENCES, *INVALID_SEQUENCES]
