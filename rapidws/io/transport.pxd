@@ -67,6 +67,8 @@ cdef class BaseConnection(SinkBase):
     cpdef write(self, object data)
     cpdef on_message(self, object message)
 
+cdef Py_ssize_t _IOV_MAX
+
 cdef Py_ssize_t _fd_write(int fd, bytes data)
 
 @cython.locals(count=int, piece=bytes)

@@ -84,6 +84,7 @@ cdef class Engine:
     cdef public object failure
 
     cpdef receive_borrowed(self, bytes data, Py_ssize_t end)
+    @cython.locals(limit=Py_ssize_t, last=Py_ssize_t, start=Py_ssize_t)
     cpdef send_message(self, object data, bint raw=*)
     cpdef send_data(self, int opcode, object payload, bint fin=*, bint raw=*)
     @cython.locals(pos=Py_ssize_t, take=Py_ssize_t)
@@ -98,7 +99,7 @@ cdef class Engine:
     cdef public Py_ssize_t _frame_pos
     cdef public int _utf8_state
 
-    @cython.locals(have=Py_ssize_t)
+    @cython.locals(have=Py_ssize_t, offset=int)
     cdef _payload_chunk(self, bytes data, Py_ssize_t start, Py_ssize_t n)
     @cython.locals(buf=bytes, early=bytearray, size=Py_ssize_t)
     cdef _gather(self, bytes data, Py_ssize_t start, Py_ssize_t n, bint frame_done)
