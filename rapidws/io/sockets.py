@@ -24,7 +24,7 @@ import socket
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .transport import _READ_SIZE, BaseConnection
+from .transport import _READ_SIZE, BaseConnection, _sent_through
 
 if TYPE_CHECKING:
     from .. import _cython_shim as cython
@@ -507,16 +507,3 @@ class SocketTransport:
     def __repr__(self) -> str:
         state = "closed" if self._sock is None else "closing" if self._closing else "open"
         return f"<SocketTransport fd={self._fd} {state}>"
-
-
-def _sent_through(pieces: list[Any], start: int, sent: int) -> int:
-    """Index of the first of ``pieces`` (from ``start``) not wholly in ``sent`` bytes.
-
-    A piece sent in part is replaced by its rest.
-    """
-    while start < len(pieces) and sent >= len(pieces[start]):
-        sent -= len(pieces[start])
-        start += 1
-    if sent:
-        pieces[start] = memoryview(pieces[start])[sent:]
-    return start

@@ -877,16 +877,26 @@ def _send_list(conn: BaseConnection, pieces: list[bytes]) -> None:
     while start < count:
         stop = min(start + _IOV_MAX, count)
         sent = _fd_writev(fd, pieces, start, stop)
-        while start < stop and sent >= len(pieces[start]):
-            sent -= len(pieces[start])
-            start += 1
+        start = _sent_through(pieces, start, sent if sent > 0 else 0)
         if start < stop:  # a short write: the transport takes the rest
             conn._tr_buffered = True
-            rest: list[Any] = pieces[start:]
-            if sent > 0:
-                rest[0] = memoryview(rest[0])[sent:]  # a view, as in _send_now
-            transport.writelines(rest)
+            transport.writelines(pieces[start:])
             return
+
+
+def _sent_through(pieces: list[Any], start: int, sent: int) -> int:
+    """Index of the first of ``pieces`` (from ``start``) not wholly in ``sent`` bytes.
+
+    A piece sent in part is replaced by its rest: a view, not a copy (a
+    large payload's rest is most of it).  Used by both ways of writing to
+    the socket: the connection's own and :class:`~rapidws.io.sockets.SocketTransport`'s.
+    """
+    while start < len(pieces) and sent >= len(pieces[start]):
+        sent -= len(pieces[start])
+        start += 1
+    if sent:
+        pieces[start] = memoryview(pieces[start])[sent:]
+    return start
 
 
 def _flush_writes(conn: BaseConnection) -> None:
