@@ -168,14 +168,14 @@ class Connection(BaseConnection):
         if isinstance(message, (str, bytes, bytearray, memoryview)):
             if engine.state != OPEN:
                 raise self._closed_error()
-            if self._lazy_cork and not self._messages:
-                # The answer to the last message received: send it now
-                # rather than schedule a flush for it.
+            # The answer to the last message received goes now, rather
+            # than with a flush scheduled for it.
+            answers_last = self._lazy_cork and not self._messages
+            if answers_last:
                 self._lazy_cork = False
-                engine.send_message(message, not compress)
+            engine.send_message(message, not compress)
+            if answers_last:
                 self._flush()
-            else:
-                engine.send_message(message, not compress)
         elif isinstance(message, dict):
             raise TypeError("data is a dict-like object")
         elif isinstance(message, AsyncIterable):

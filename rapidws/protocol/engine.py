@@ -201,7 +201,7 @@ def _utf8_check(data: bytes, start: int, n: int, state: int) -> int:
     can contain (so the connection fails at once, mid-frame).  Runs of ASCII
     are skipped 32 bytes at a time (``_byteloops.h``).
     """
-    src = cython.cast(cython.p_const_uchar, cython.cast(cython.p_const_char, data)) + start
+    src = _at(data, start)
     low = cython.cast(cython.p_const_uchar, cython.cast(cython.p_const_char, _UTF8_LOW))
     high = cython.cast(cython.p_const_uchar, cython.cast(cython.p_const_char, _UTF8_HIGH))
     nxt = cython.cast(cython.p_const_uchar, cython.cast(cython.p_const_char, _UTF8_NEXT))
