@@ -411,6 +411,19 @@ def test_corrupt_compressed_data_fails_1007() -> None:
     assert isinstance(events[0], Failed) and events[0].code == 1007
 
 
+def test_corrupt_large_compressed_frame_arriving_in_small_pieces_fails_1007() -> None:
+    # Its first sixteenth waits before the frame's buffer is made: the
+    # corrupt stream (a reserved block type) is still failed, not inflated.
+    payload = b"\xff" + random.Random(4).randbytes(300_000)
+    wire = Frame(Opcode.BINARY, payload, rsv1=True).serialize(mask=True)
+    server, server_sink, _, _ = pair()
+    for start, stop in [(0, 20), (20, 1021), (1021, 3000), (3000, 150_000), (150_000, None)]:
+        server.receive_data(wire[start:stop])
+    events = server_sink.take_events()
+    assert len(events) == 1 and isinstance(events[0], Failed) and events[0].code == 1007
+    assert server.state == CLOSED
+
+
 def test_decompression_bomb_is_stopped_with_1009_and_bounded_memory() -> None:
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
     bomb = compressor.compress(b"\x00" * 10_000_000) + compressor.flush(zlib.Z_SYNC_FLUSH)
