@@ -70,10 +70,10 @@ cdef class Engine:
     cdef public int _rsv
     cdef public bytes _mask
     cdef public int _mask_offset
-    cdef public list _ext_chunks
+    cdef public bytearray _kept_frame
     cdef public int _msg_opcode
     cdef public long long _msg_size
-    cdef public list _parts
+    cdef public bytearray _msg_buf
     cdef public object _decoder
     cdef public int _out_opcode
     cdef public bint _out_raw
@@ -98,15 +98,20 @@ cdef class Engine:
     cdef public bytearray _early
     cdef public Py_ssize_t _frame_pos
     cdef public int _utf8_state
+    cdef public bint _hold_pongs
+    cdef public bytes _held_pong
 
-    @cython.locals(have=Py_ssize_t, offset=int)
+    cpdef hold_pongs(self, bint hold)
+
+    @cython.locals(have=Py_ssize_t, offset=int, kept=bytearray)
     cdef _payload_chunk(self, bytes data, Py_ssize_t start, Py_ssize_t n)
     @cython.locals(buf=bytes, early=bytearray, size=Py_ssize_t)
     cdef _gather(self, bytes data, Py_ssize_t start, Py_ssize_t n, bint frame_done)
     @cython.locals(pos=Py_ssize_t)
     cdef _gather_piece(self, bytes buf, const unsigned char *src, Py_ssize_t n)
-    cdef _data_chunk(self, bytes chunk, bint frame_done)
-    cdef _decode_text(self, bytes chunk, bint final)
+    @cython.locals(buf=bytearray, final=bint)
+    cdef _data_chunk(self, bytes chunk, bint frame_done, bint checked)
+    cdef _check_text(self, bytes chunk)
     cdef _finish_message(self, object message)
     cdef _end_frame(self, bytes payload)
     cdef _receive_close(self, bytes payload)

@@ -364,20 +364,22 @@ class Engine:
         "_csink",
         "_decoder",
         "_early",
-        "_ext_chunks",
         "_extensions",
         "_fin",
         "_frame_buf",
         "_frame_left",
         "_frame_pos",
+        "_held_pong",
+        "_hold_pongs",
+        "_kept_frame",
         "_mask",
         "_mask_offset",
+        "_msg_buf",
         "_msg_opcode",
         "_msg_size",
         "_opcode",
         "_out_opcode",
         "_out_raw",
-        "_parts",
         "_pending",
         "_rsv",
         "_rsv_allowed",
@@ -426,7 +428,8 @@ class Engine:
         self._rsv = 0
         self._mask = b""
         self._mask_offset = 0
-        self._ext_chunks: list[bytes] = []  # a frame's payload kept for extensions/control
+        # A frame's payload gathered whole for extensions or control handling.
+        self._kept_frame: bytearray | None = None
         self._frame_buf: bytes | None = None  # compiled build: a frame gathered whole
         # Compiled build: the first bytes of a large frame, masked, until enough
         # of it has come to allocate its buffer.
@@ -436,11 +439,15 @@ class Engine:
         # Message reassembly.
         self._msg_opcode = 0  # TEXT or BINARY while a message is open, else 0
         self._msg_size = 0
-        self._parts: list[bytes | str] = []
-        self._decoder: Any = None  # an incremental UTF-8 decoder, made when needed
+        # The message's bytes so far, once it spans chunks (text: UTF-8, checked as it comes).
+        self._msg_buf: bytearray | None = None
+        self._decoder: Any = None  # pure build: an incremental UTF-8 decoder, made when needed
         # Sending.
         self._out_opcode = 0  # opcode of an outgoing fragmented message
         self._out_raw = False  # that message bypasses extensions
+        # Pongs held while the peer does not read what we write (see hold_pongs).
+        self._hold_pongs = False
+        self._held_pong: bytes | None = None
         # Close handshake.
         self.close_rcvd_code = -1
         self.close_rcvd_reason = ""
@@ -518,8 +525,8 @@ class Engine:
         self._early = None
         self._frame_left = -1
         self._decoder = None
-        self._parts.clear()
-        self._ext_chunks.clear()
+        self._msg_buf = None
+        self._kept_frame = None
 
     def _parse_header(self, data: bytes, pos: int, end: int) -> int:
         """Parse a frame header at ``pos``; return the payload's start or -1."""
@@ -626,16 +633,22 @@ class Engine:
             self._frame_left = -1
         if self._opcode >= 8 or self._extensions:
             # Control frames and frames for extensions are handled whole.
+            # One buffer per frame, not a piece per read: a peer trickling a
+            # frame a byte at a time costs its bytes, not an object each.
+            kept = self._kept_frame
             if not frame_done:
-                self._ext_chunks.append(chunk)
+                if kept is None:
+                    self._kept_frame = bytearray(chunk)
+                else:
+                    kept += chunk
                 return
-            if self._ext_chunks:
-                self._ext_chunks.append(chunk)
-                chunk = b"".join(self._ext_chunks)
-                self._ext_chunks.clear()
+            if kept is not None:
+                self._kept_frame = None
+                kept += chunk
+                chunk = bytes(kept)
             self._end_frame(chunk)
             return
-        self._data_chunk(chunk, frame_done)
+        self._data_chunk(chunk, frame_done, False)
 
     def _gather(self, data: bytes, start: int, n: int, frame_done: bool) -> None:
         """Compiled build: a data frame spanning reads goes into one buffer of its size.
@@ -653,11 +666,6 @@ class Engine:
             size = 0 if early is None else len(early)
             buf = self._frame_buf = _uninitialized_bytes(cython.NULL, size + n + self._frame_left)
             self._frame_pos = 0
-            if self._msg_opcode == OP_TEXT and not self._extensions:
-                # Carry on from bytes of a character the previous frame began.
-                decoder = self._decoder
-                pending = decoder.getstate()[0] if self._msg_size and decoder is not None else b""
-                self._utf8_state = _utf8_check(pending, 0, len(pending), 0)
             if early is not None:
                 self._early = None
                 # Unmasked from where they wait: no copy of them as bytes.
@@ -672,7 +680,7 @@ class Engine:
         if self._extensions:
             self._end_frame(buf)
         else:
-            self._data_chunk(buf, True)
+            self._data_chunk(buf, True, True)
 
     def _gather_piece(self, buf: bytes, src: Any, n: int) -> None:
         """Unmask ``n`` bytes at ``src`` into the frame's buffer; check text as it comes."""
@@ -681,57 +689,78 @@ class Engine:
         self._mask_offset = (self._mask_offset + n) & 3
         self._frame_pos = pos + n
         if self._msg_opcode == OP_TEXT and not self._extensions:
+            # The state carries over from the message's previous frames.
             self._utf8_state = _utf8_check(buf, pos, n, self._utf8_state)
             if self._utf8_state < 0:
                 raise ProtocolError("invalid UTF-8 in text message", 1007)
 
-    def _data_chunk(self, chunk: bytes, frame_done: bool) -> None:
-        """Add plain (unextended) payload bytes to the current message."""
-        first = self._msg_size == 0
-        self._msg_size += len(chunk)
+    def _data_chunk(self, chunk: bytes, frame_done: bool, checked: bool) -> None:
+        """Add payload bytes (after extensions) to the current message.
+
+        A message that is all in ``chunk`` goes up as it is.  The pieces of
+        any other (fragments, RFC 6455 5.4, or a frame spanning reads) go
+        into one buffer, so reassembly costs what the message weighs, not
+        an object per fragment.  Text is checked as UTF-8 as it comes
+        (``checked``: already done, see :meth:`_gather_piece`), so a bad
+        byte fails the connection at once, mid-message.
+        """
         final = frame_done and self._fin
-        if self._msg_opcode == OP_TEXT:
-            if final and first:
+        buf = self._msg_buf
+        if final and buf is None:
+            if self._msg_opcode == OP_TEXT:
                 try:
                     text = chunk.decode("utf-8")
                 except UnicodeDecodeError:
                     raise ProtocolError("invalid UTF-8 in text message", 1007) from None
                 self._finish_message(text)
-                return
-            self._decode_text(chunk, final)
-            if final:
-                self._decoder.reset()
-                self._finish_message("".join(self._parts))  # type: ignore[arg-type]
-        else:
-            if final and first:
+            else:
                 self._finish_message(chunk)
-                return
-            if chunk:
-                self._parts.append(chunk)
-            if final:
-                self._finish_message(b"".join(self._parts))  # type: ignore[arg-type]
-
-    def _decode_text(self, chunk: bytes, final: bool) -> None:
-        """Validate and decode a piece of a text message, failing fast."""
-        if self._decoder is None:
-            self._decoder = _Utf8Decoder()
-        try:
-            text = self._decoder.decode(chunk, final)
-        except UnicodeDecodeError:
-            raise ProtocolError("invalid UTF-8 in text message", 1007) from None
+            return
+        self._msg_size += len(chunk)
+        if self._msg_opcode == OP_TEXT and not checked:
+            self._check_text(chunk)
+        if chunk:
+            if buf is None:
+                buf = self._msg_buf = bytearray(chunk)
+            else:
+                buf += chunk
         if not final:
+            return
+        self._msg_buf = None
+        assert buf is not None  # final, and not all in chunk
+        if self._msg_opcode == OP_TEXT:
+            try:
+                # Also fails a character left incomplete at the end.
+                message: str | bytes = buf.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ProtocolError("invalid UTF-8 in text message", 1007) from None
+        else:
+            message = bytes(buf)
+        self._finish_message(message)
+
+    def _check_text(self, chunk: bytes) -> None:
+        """Check a piece of a text message as UTF-8, failing at the first bad byte."""
+        if not cython.compiled:
+            if self._decoder is None:
+                self._decoder = _Utf8Decoder()
+            try:
+                self._decoder.decode(chunk, False)
+            except UnicodeDecodeError:
+                raise ProtocolError("invalid UTF-8 in text message", 1007) from None
             pending = self._decoder.getstate()[0]
             # CPython holds ED A0..BF back though no surrogate can follow.
             if len(pending) > 1 and pending[0] == 0xED and pending[1] >= 0xA0:
                 raise ProtocolError("invalid UTF-8 in text message", 1007)
-        if text:
-            self._parts.append(text)
+            return
+        self._utf8_state = _utf8_check(chunk, 0, len(chunk), self._utf8_state)
+        if self._utf8_state < 0:
+            raise ProtocolError("invalid UTF-8 in text message", 1007)
 
     def _finish_message(self, message: str | bytes) -> None:
         self._msg_opcode = 0
         self._msg_size = 0
-        if self._parts:
-            self._parts.clear()
+        # A whole valid text leaves the UTF-8 check (_utf8_state or _decoder)
+        # between characters: nothing to reset.
         csink = self._csink
         if csink is not None:
             csink.on_message(message)
@@ -748,10 +777,13 @@ class Engine:
                     payload = ext.decode(opcode, payload, self._fin, self._rsv, max_size)
                 if self.max_size >= 0 and self._msg_size + len(payload) > self.max_size:
                     raise PayloadTooBig(f"message over {self.max_size} bytes")
-            self._data_chunk(payload, True)
+            self._data_chunk(payload, True, False)
         elif opcode == OP_PING:
             if self.state == OPEN:
-                self._write_frame(OP_PONG, payload, True, 0)
+                if self._hold_pongs:
+                    self._held_pong = payload  # answers this ping and those before it
+                else:
+                    self._write_frame(OP_PONG, payload, True, 0)
             self._sink.on_ping(payload)
         elif opcode == OP_PONG:
             self._sink.on_pong(payload)
@@ -790,6 +822,11 @@ class Engine:
         """
         self.failure = exc
         self._pending = b""
+        # Nothing more is received: what was being gathered goes now, not at the TCP close.
+        self._msg_buf = None
+        self._kept_frame = None
+        self._frame_buf = None
+        self._early = None
         if not self._sink.on_fail(exc):
             self.flush_failure()
 
@@ -872,6 +909,24 @@ class Engine:
                 rsv |= bits
             payload = data
         self._write_frame(opcode, payload, fin, rsv)
+
+    def hold_pongs(self, hold: bool) -> None:
+        """Answer pings at once (``False``, the default), or hold the answers back.
+
+        The I/O layer holds them while the peer does not read what is
+        written to it.  Only the latest ping's pong is kept meanwhile, and
+        sent on release (RFC 6455 5.5.3: "If an endpoint receives a Ping
+        frame and has not yet sent Pong frame(s) in response to previous
+        Ping frame(s), the endpoint MAY elect to send a Pong frame for only
+        the most recently processed Ping frame."), so a peer flooding pings
+        without reading costs at most one pong, whatever it sends.
+        """
+        self._hold_pongs = hold
+        payload = self._held_pong
+        if not hold and payload is not None:
+            self._held_pong = None
+            if self.state == OPEN:
+                self._write_frame(OP_PONG, payload, True, 0)
 
     def send_ping(self, payload: bytes = b"") -> None:
         """Send a ping (at most 125 bytes)."""
