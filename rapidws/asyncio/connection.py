@@ -15,7 +15,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
 from typing import Any
 
 from ..exceptions import ConcurrencyError, ConnectionClosedOK, InvalidState, ProtocolError
-from ..io.transport import BaseConnection, State
+from ..io.transport import READS_PAUSED_FOR_QUEUE, BaseConnection, State
 from ..protocol.engine import OP_BINARY, OP_CONT, OP_TEXT, OPEN
 
 __all__ = ["Connection", "Data", "State"]
@@ -58,8 +58,7 @@ class Connection(BaseConnection):
         high = self.max_queue_high
         if high and not self._paused_reading and len(self._messages) >= high:
             self._paused_reading = True
-            assert self.transport is not None
-            self.transport.pause_reading()
+            self._pause_reading(READS_PAUSED_FOR_QUEUE)
 
     def on_fail(self, exc: ProtocolError) -> bool:
         """Let the application read, and answer, what came before the bad frame.
@@ -141,7 +140,7 @@ class Connection(BaseConnection):
             self.loop.call_soon(self._flush_failure)
         if self._paused_reading and len(messages) <= self.max_queue_low:
             self._paused_reading = False
-            self._resume_reading()
+            self._resume_reading(READS_PAUSED_FOR_QUEUE)
         return message
 
     # --------------------------------------------------------------- sending

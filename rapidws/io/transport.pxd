@@ -32,6 +32,7 @@ cdef class BaseConnection(SinkBase):
     cdef public _Flusher _flusher
     cdef public object _hs_buf
     cdef public object _hs_parser
+    cdef public Py_ssize_t _linger_left
     cdef public object _keepalive_timer
     cdef public bint _lazy_cork
     cdef public object _lost
@@ -42,6 +43,7 @@ cdef class BaseConnection(SinkBase):
     cdef public object _pings
     cdef public object _private_buf
     cdef public _ReadBuffer _rbuf
+    cdef public int _read_pauses
     cdef public bint _scatter_writes
     cdef public bint _tr_buffered
     cdef public list _wbuf

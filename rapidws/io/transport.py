@@ -67,7 +67,7 @@ from ..protocol.handshake import Accept, Accepted, ClientHandshake, Redirect, Se
 from ..protocol.http11 import Request, RequestParser, Response, ResponseParser
 from .deadlines import Deadlines
 
-__all__ = ["BaseConnection", "State"]
+__all__ = ["READS_PAUSED_FOR_QUEUE", "READS_PAUSED_FOR_WRITES", "BaseConnection", "State"]
 
 logger = logging.getLogger("rapidws")
 
@@ -83,6 +83,17 @@ _READ_SIZE = 262144
 
 #: Pieces handed to one ``sendmsg`` call.
 _IOV_MAX = 64
+
+#: After an HTTP error response, a server reads and drops up to this many bytes,
+#: for up to this many seconds, before it closes (see _linger).
+LINGER_BYTES = 1 << 20
+LINGER_SECONDS = 5.0
+
+# Why reading from the peer is paused: a bit each (BaseConnection._read_pauses).
+#: The peer does not read what we write (server side, see pause_writing).
+READS_PAUSED_FOR_WRITES = 1
+#: Received messages wait unread (the async API's ``max_queue``).
+READS_PAUSED_FOR_QUEUE = 2
 
 
 def _fd_read(fd: int, buffer: bytes) -> int:
@@ -234,6 +245,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         "_hs_parser",
         "_keepalive_timer",
         "_lazy_cork",
+        "_linger_left",
         "_lost",
         "_lost_cause",
         "_open_timer",
@@ -242,6 +254,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         "_pings",
         "_private_buf",
         "_rbuf",
+        "_read_pauses",
         "_scatter_writes",
         "_tr_buffered",
         "_wbuf",
@@ -308,11 +321,13 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         self.handshake_exc: BaseException | None = None
         self._hs_buf = bytearray()
         self._hs_parser: RequestParser | ResponseParser | None = None
+        self._linger_left = 0  # bytes still dropped after a failed handshake
         self._opened: asyncio.Future[None] = self.loop.create_future()
         self._lost: asyncio.Future[None] = self.loop.create_future()
         self._lost_cause: BaseException | None = None  # why the TCP connection is gone
         self._failure: ProtocolError | None = None
         self._paused_writing = False
+        self._read_pauses = 0  # READS_PAUSED_* bits
         # Writes made while a batch of received bytes is processed, sent as one.
         self._wbuf: list[bytes] | None = None
         # A buffer of this connection's own, lent for a read the shared one could not take.
@@ -449,16 +464,44 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         self._lost.set_result(None)
         self._lost_hook()
 
-    def _resume_reading(self) -> None:
-        """Resume reading paused by ``transport.pause_reading()``."""
-        if self.transport is not None:
+    def _pause_reading(self, reason: int) -> None:
+        """Stop reading from the peer for ``reason`` (a ``READS_PAUSED_*`` bit)."""
+        if not self._read_pauses and self.transport is not None:
+            self.transport.pause_reading()
+        self._read_pauses |= reason
+
+    def _resume_reading(self, reason: int) -> None:
+        """``reason`` no longer holds; read again once no other does."""
+        if not self._read_pauses & reason:
+            return
+        self._read_pauses &= ~reason
+        if not self._read_pauses and self.transport is not None:
             self.transport.resume_reading()
 
     def pause_writing(self) -> None:
+        """The write buffer went over its high-water mark: the peer does not keep up.
+
+        Flow control then covers what the engine writes on its own too.
+        Pings are answered only once writing resumes, the latest alone (see
+        :meth:`Engine.hold_pongs`).  A server also stops reading from the
+        peer, whatever filled the buffer (pongs, close replies, the
+        application's sends), so what a connection holds stays bounded by
+        its limits.  A client keeps reading: if both ends of a connection
+        stopped reading while their writes wait, neither would drain.
+        """
         self._paused_writing = True
+        engine = self.engine
+        if engine is not None:
+            engine.hold_pongs(True)
+        if self.side == SERVER:
+            self._pause_reading(READS_PAUSED_FOR_WRITES)
 
     def resume_writing(self) -> None:
         self._paused_writing = False
+        engine = self.engine
+        if engine is not None:
+            engine.hold_pongs(False)
+        self._resume_reading(READS_PAUSED_FOR_WRITES)
         self._wake_drain_waiters()
 
     def _wake_drain_waiters(self) -> None:
@@ -619,16 +662,39 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         if self._opened.done():
             return
         self.handshake_exc = exc
+        answered = not respond  # the caller wrote the response
         if respond:
             response = self.error_response(exc)
             if response is not None:
                 self.write(response.serialize())
+                answered = True
+        self._hs_buf = bytearray()
         self._opened.set_exception(exc)
         self._opened.exception()
-        if self.transport is not None:
-            self.transport.close()
-            # A peer that never reads must not pin us: abort after a delay.
-            self._start_close_timer()
+        transport = self.transport
+        if transport is None:
+            return
+        if self.side == SERVER and answered and transport.can_write_eof():
+            self._linger(transport)
+            return
+        transport.close()
+        # A peer that never reads must not pin us: abort after a delay.
+        self._start_close_timer()
+
+    def _linger(self, transport: asyncio.Transport) -> None:
+        """Let an HTTP error response arrive whole, then close.
+
+        Closing a socket with unread bytes makes the kernel send a reset,
+        which can destroy the response before the client reads it (a client
+        still sending its headers when the 431 goes out, say).  So the
+        server half-closes after the response, then reads and drops what the
+        client still sends until it closes, for at most :data:`LINGER_BYTES`
+        and :data:`LINGER_SECONDS`; past either it aborts.
+        """
+        transport.write_eof()
+        self._linger_left = LINGER_BYTES
+        if self._close_timer is None and not self._lost.done():
+            self._close_timer = self._call_later(LINGER_SECONDS, self._abort)
 
     def _open_timed_out(self) -> None:
         self._open_timer = None
@@ -810,7 +876,11 @@ def _feed(conn: BaseConnection, data: bytes, end: int, borrowed: bool) -> None:
             _flush_writes(conn)
         return
     if conn._opened.done():
-        return  # the handshake failed; ignore what follows
+        # The handshake failed: what follows is dropped, up to a bound (see _linger).
+        conn._linger_left -= end
+        if conn._linger_left < 0:
+            conn._abort()
+        return
     conn._hs_buf += memoryview(data)[:end]
     try:
         if conn.side == SERVER:
