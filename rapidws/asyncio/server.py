@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
-from ..exceptions import InvalidMessage
+from ..exceptions import ConnectionClosed, ConnectionClosedOK, InvalidMessage
 from ..io import network
 from ..io.deadlines import Deadlines
 from ..io.transport import BaseConnection
@@ -68,6 +68,16 @@ class ServerConnection(Connection):
     async def _run_handler(self) -> None:
         try:
             await self.handler(self)
+        except ConnectionClosed as exc:
+            # The peer closed, or broke the protocol: not the handler's fault,
+            # one line, no traceback.
+            self.server.logger.log(
+                logging.DEBUG if isinstance(exc, ConnectionClosedOK) else logging.INFO,
+                "connection closed: %s",
+                exc,
+            )
+            await self.wait_closed()
+            return
         except Exception:
             self.server.logger.error("connection handler failed", exc_info=True)
             if self.engine is not None and self.engine.state == OPEN:
