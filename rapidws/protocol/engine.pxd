@@ -24,6 +24,8 @@ cdef void _mask_into(
     Py_ssize_t offset,
 )
 
+cdef Py_ssize_t _expanded(Py_ssize_t n)
+
 cdef bytes _UTF8_LOW, _UTF8_HIGH, _UTF8_NEXT, _ZERO_MASK
 
 @cython.locals(

@@ -243,6 +243,18 @@ def _utf8_check(data: bytes, start: int, n: int, state: int) -> int:
 _ZERO_MASK = bytes(4)
 
 
+def _expanded(n: int) -> int:
+    """The most an extension's encoding of ``n`` bytes may take on the wire.
+
+    ``max_size`` bounds a message's decoded size, checked while decoding.
+    Before that, the frame header is checked against this: deflate stores
+    what it cannot compress, 5 bytes per block of a few KiB at a small
+    ``mem_level``, so a compressed message may be a little larger than the
+    message itself (zlib's ``deflateBound`` for such settings).
+    """
+    return n + (n >> 3) + (n >> 6) + 64
+
+
 class Sink(Protocol):
     """What the engine calls; implemented by each I/O layer or API."""
 
@@ -583,7 +595,11 @@ class Engine:
                     raise ProtocolError("continuation frame without a message to continue")
             elif self._msg_opcode != 0:
                 raise ProtocolError("data frame inside a fragmented message")
-            if self.max_size >= 0 and length > self.max_size - self._msg_size:
+            if (
+                self.max_size >= 0
+                and length > self.max_size - self._msg_size
+                and (not self._extensions or length > _expanded(self.max_size - self._msg_size))
+            ):
                 raise PayloadTooBig(
                     f"message over {self.max_size} bytes"
                     if self._msg_size

@@ -7,6 +7,7 @@ while the peer does not read cost one pong at most (RFC 6455 5.5.3).
 
 from __future__ import annotations
 
+import random
 import tracemalloc
 
 import pytest
@@ -153,3 +154,42 @@ def test_held_pongs_cost_one_pong_whatever_the_flood() -> None:
         tracemalloc.stop()
     assert sink.take_data() == b""
     assert held < 4096, held
+
+
+def deflated(payload: bytes) -> bytes:
+    """``payload`` as one compressed frame (RFC 7692 7.2.1), however it expands."""
+    import zlib
+
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15, 5)
+    data = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return Frame(Opcode.BINARY, data[:-4], rsv1=True).serialize(mask=True)
+
+
+def deflate_engine(max_size: int) -> tuple[Engine, EventSink]:
+    from rapidws.protocol.extensions.permessage_deflate import PerMessageDeflate
+
+    return make(max_size=max_size, extensions=[PerMessageDeflate(False, False, 15, 15)])
+
+
+def test_compressed_frame_larger_than_its_message_within_max_size_passes() -> None:
+    # Random bytes do not compress: their frame is larger than max_size, the
+    # message is not, and max_size bounds the message.
+    payload = random.Random(7692).randbytes(1 << 16)
+    frame = deflated(payload)
+    assert len(frame) > len(payload) + 14
+    engine, sink = deflate_engine(len(payload))
+    engine.receive_data(frame)
+    assert sink.take_events() == [Message(payload)]
+
+
+def test_compressed_message_over_max_size_fails_1009() -> None:
+    engine, sink = deflate_engine(1 << 16)
+    engine.receive_data(deflated(bytes((1 << 16) + 1)))
+    assert_failed(engine, sink, 1009)
+
+
+def test_compressed_frame_past_what_deflate_can_expand_to_fails_1009_at_its_header() -> None:
+    engine, sink = deflate_engine(1 << 16)
+    header = Frame(Opcode.BINARY, bytes(80000), rsv1=True).serialize(mask=True)[:14]
+    engine.receive_data(header)  # no payload yet: the header alone is refused
+    assert_failed(engine, sink, 1009)
