@@ -38,11 +38,21 @@ status=0
 # rapidws's own on uvloop) and again on aiofastnet's (installed with the test
 # extra, opted into here); the pure build on the default ones.
 echo "== pytest (compiled build, default transports)"
-RAPIDWS_FASTNET=0 RAPIDWS_EXPECT_COMPILED=1 timeout 900 "$PY" -m pytest -q -p no:cacheprovider || status=1
+RAPIDWS_FASTNET=0 RAPIDWS_EXPECT_COMPILED=1 timeout 900 "$PY" -m pytest -q -p no:cacheprovider -m "not soak" || status=1
 echo "== pytest (compiled build, aiofastnet transports)"
-RAPIDWS_FASTNET=1 RAPIDWS_EXPECT_COMPILED=1 timeout 900 "$PY" -m pytest -q -p no:cacheprovider || status=1
+RAPIDWS_FASTNET=1 RAPIDWS_EXPECT_COMPILED=1 timeout 900 "$PY" -m pytest -q -p no:cacheprovider -m "not soak" || status=1
 echo "== pytest (pure-Python build, default transports)"
-RAPIDWS_FASTNET=0 RAPIDWS_NO_EXTENSIONS=1 timeout 900 "$PY" -m pytest -q -p no:cacheprovider || status=1
+RAPIDWS_FASTNET=0 RAPIDWS_NO_EXTENSIONS=1 timeout 900 "$PY" -m pytest -q -p no:cacheprovider -m "not soak" || status=1
+
+# The chaos soak, a minute a build: 500 hostile peers while 20 clients are
+# served (tests/hostile/test_chaos.py prints its table).
+for build in compiled pure; do
+    echo "== chaos soak ($build build)"
+    env RAPIDWS_SOAK_SECONDS=60 RAPIDWS_FASTNET=0 \
+        $([ $build = pure ] && echo RAPIDWS_NO_EXTENSIONS=1 || echo RAPIDWS_EXPECT_COMPILED=1) \
+        timeout 900 "$PY" -m pytest -q -p no:cacheprovider --timeout 600 -m soak tests/hostile ||
+        status=1
+done
 
 # The benchmark suite, as a smoke run: it must keep working (no figures kept).
 echo "== benchmark suite (smoke run)"

@@ -8,6 +8,7 @@ import select
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -50,28 +51,39 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def server_process(api: str = "async", *options: str) -> Iterator[ServerProcess]:
+def server_process(
+    api: str = "async", *options: str, uvloop: bool = False, log_level: str = "WARNING"
+) -> Iterator[ServerProcess]:
     """Start ``server.py`` (``options``: ``NAME=VALUE`` for ``serve``); stop it after."""
-    command = [sys.executable, SERVER_SCRIPT, "--api", api]
+    command = [sys.executable, SERVER_SCRIPT, "--api", api, "--log-level", log_level]
+    if uvloop:
+        command.append("--uvloop")
     for option in options:
         command += ["--option", option]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"server did not start: {proc.communicate(timeout=10)[1]!r}")
-        server = ServerProcess(int(line), proc)
-        yield server
-    finally:
-        proc.terminate()
+    # The log goes to a file: a pipe nobody reads until the end would fill
+    # up and block the server mid-test.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, cwd="/")
         try:
-            _, err = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-        if "server" in locals():
-            server.log = err
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if not line:
+                proc.wait(timeout=10)
+                log.seek(0)
+                raise RuntimeError(f"server did not start: {log.read()!r}")
+            server = ServerProcess(int(line), proc)
+            yield server
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()  # type: ignore[union-attr]
+            log.seek(0)
+            if "server" in locals():
+                server.log = log.read()
 
 
 @dataclass
