@@ -15,6 +15,7 @@ from . import _accel  # noqa: F401  (first: it picks the build of the hot module
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .asyncio.attach import attach
     from .asyncio.client import ClientConnection, connect
     from .asyncio.connection import Connection, State
     from .asyncio.server import Server, ServerConnection, serve
@@ -39,10 +40,14 @@ if TYPE_CHECKING:
     from .listener import Listener, ListenerConnection, connect_listener, serve_listener
     from .protocol.extensions.permessage_deflate import set_zlib_backend
     from .protocol.frames import CloseCode, Opcode
+    from .protocol.handshake import accept_key, generate_key
     from .protocol.headers import Headers
     from .protocol.http11 import Request, Response
 
 _EXPORTS = {
+    "attach": ".asyncio.attach",
+    "accept_key": ".protocol.handshake",
+    "generate_key": ".protocol.handshake",
     "connect": ".asyncio.client",
     "ClientConnection": ".asyncio.client",
     "Connection": ".asyncio.connection",
@@ -112,8 +117,11 @@ __all__ = [
     "ServerConnection",
     "State",
     "WebSocketException",
+    "accept_key",
+    "attach",
     "connect",
     "connect_listener",
+    "generate_key",
     "serve",
     "serve_listener",
     "set_zlib_backend",

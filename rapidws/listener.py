@@ -100,7 +100,10 @@ class ListenerConnection(BaseConnection):
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; ``on_close`` follows when TCP closes."""
         engine = self.engine
-        if engine is not None and engine.state == OPEN:
+        self._stream_end = 1  # an attached stream closes too (see BaseConnection.on_close)
+        if self._ws_closed and self.transport is not None:
+            self.transport.close()
+        elif engine is not None and engine.state == OPEN:
             engine.send_close(code, reason)
             self._start_close_timer()
         elif engine is None and self.transport is not None:
@@ -118,6 +121,15 @@ class ListenerConnection(BaseConnection):
     async def wait_closed(self) -> None:
         """Wait until the TCP connection is closed."""
         await asyncio.shield(self._lost)
+
+    async def detach(
+        self, timeout: float | None = None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Run the closing handshake and give back the stream :func:`~rapidws.attach` took.
+
+        As :meth:`rapidws.Connection.detach`.
+        """
+        return await self._detach(timeout)
 
     # -- engine sink -> listener ------------------------------------------------
 
@@ -142,8 +154,17 @@ class ListenerConnection(BaseConnection):
         self._call(self.listener.on_error, self, exc)
         return deferred
 
+    def _ws_closed_hook(self) -> None:
+        # An attached stream stays open: on_close comes now, and may detach or close it.
+        engine = self.engine
+        assert engine is not None
+        code = engine.close_rcvd_code
+        self._call(
+            self.listener.on_close, self, 1006 if code == -1 else code, engine.close_rcvd_reason
+        )
+
     def _lost_hook(self) -> None:
-        if self.engine is not None:  # the connection was open
+        if self.engine is not None and not self._ws_closed:  # open, on_close not called yet
             code = self.close_code
             reason = self.close_reason or ""
             self._call(self.listener.on_close, self, 1006 if code is None else code, reason)

@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 source scripts/venv.sh test
 
 echo "== ruff"
-"$PY" -m ruff check rapidws tests conformance benchmarks
-"$PY" -m ruff format --check rapidws tests conformance benchmarks
+"$PY" -m ruff check rapidws tests conformance benchmarks examples
+"$PY" -m ruff format --check rapidws tests conformance benchmarks examples
 echo "== mypy --strict"
 "$PY" -m mypy
 

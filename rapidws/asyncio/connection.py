@@ -79,6 +79,9 @@ class Connection(BaseConnection):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def _ws_closed_hook(self) -> None:
+        self._lost_hook()  # a receiver waiting gets ConnectionClosed
+
     async def recv(self, decode: bool | None = None) -> Data:
         """Receive the next message: ``str`` for text, ``bytes`` for binary.
 
@@ -126,7 +129,7 @@ class Connection(BaseConnection):
         if self._wbuf is not None:
             # The receiving task's step ends here: what it wrote since it was woken goes now.
             self._flush()
-        if self._lost.done():
+        if self._lost.done() or self._ws_closed:
             raise self._closed_error()
         waiter = self._recv_waiter = self.loop.create_future()
         return waiter
@@ -254,6 +257,19 @@ class Connection(BaseConnection):
     async def wait_closed(self) -> None:
         """Wait until the connection is closed."""
         await asyncio.shield(self._lost)
+
+    async def detach(
+        self, timeout: float | None = None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Run the closing handshake and give back the stream :func:`~rapidws.attach` took.
+
+        The stream stays open for another protocol: the returned reader
+        gives first the bytes that came after the peer's close frame.
+        ``timeout`` (default ``close_timeout``) bounds the wait for the
+        peer's close frame; past it the stream is aborted and
+        :class:`TimeoutError` raised.
+        """
+        return await self._detach(timeout)
 
     def __repr__(self) -> str:
         names = {State.CONNECTING: "CONNECTING", State.OPEN: "OPEN", State.CLOSING: "CLOSING"}

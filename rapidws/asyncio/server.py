@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from types import TracebackType
@@ -269,6 +270,9 @@ class serve:
         )
 
     async def _start(self) -> Server:
+        sock = self.create_server_kwargs.get("sock")
+        if sock is not None:
+            _check_listening(sock)
         self.server.server = await network.create_server(
             self._factory,
             self.fastnet,
@@ -292,3 +296,15 @@ class serve:
         tb: TracebackType | None,
     ) -> None:
         await self.server.__aexit__(exc_type, exc, tb)
+
+
+def _check_listening(sock: socket.socket) -> None:
+    """``serve(sock=...)`` takes a listening socket: say so, rather than ``EINVAL``."""
+    try:
+        peer = sock.getpeername()
+    except OSError:
+        return  # not connected: listening, or listen() will make it so
+    raise ValueError(
+        f"serve(sock=...) needs a listening socket; this one is connected to {peer!r}: "
+        "to run WebSocket on a connected stream, use rapidws.attach()"
+    )

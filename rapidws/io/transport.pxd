@@ -45,6 +45,10 @@ cdef class BaseConnection(SinkBase):
     cdef public _ReadBuffer _rbuf
     cdef public int _read_pauses
     cdef public bint _scatter_writes
+    cdef public object _stream
+    cdef public int _stream_end
+    cdef public bint _ws_closed
+    cdef public object _ws_closed_waiter
     cdef public bint _tr_buffered
     cdef public list _wbuf
     cdef public object close_timeout

@@ -57,6 +57,7 @@ from ..exceptions import (
     InvalidHandshake,
     InvalidMessage,
     InvalidRedirect,
+    InvalidState,
     InvalidStatus,
     ProtocolError,
     closed_exception,
@@ -94,6 +95,12 @@ LINGER_SECONDS = 5.0
 READS_PAUSED_FOR_WRITES = 1
 #: Received messages wait unread (the async API's ``max_queue``).
 READS_PAUSED_FOR_QUEUE = 2
+#: An attached stream's closing handshake is over: what follows is not ours.
+READS_PAUSED_FOR_DETACH = 4
+
+# What becomes of an attached stream after the closing handshake.
+_STREAM_KEPT = 0  # nothing asked yet: it stays open, for detach() or close()
+_STREAM_CLOSE = 1  # close() was called: close it
 
 
 def _fd_read(fd: int, buffer: bytes) -> int:
@@ -256,8 +263,12 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         "_rbuf",
         "_read_pauses",
         "_scatter_writes",
+        "_stream",
+        "_stream_end",
         "_tr_buffered",
         "_wbuf",
+        "_ws_closed",
+        "_ws_closed_waiter",
         "close_timeout",
         "engine",
         "extensions",
@@ -343,6 +354,12 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         self._fd = -1
         self._tr_buffered = False  # the transport may hold unsent bytes
         self._drain_waiters: list[asyncio.Future[None]] = []
+        # A stream the application opened (see attach): its reader, writer and
+        # protocol, given back by detach.  None for connections rapidws opened.
+        self._stream: tuple[Any, Any, Any] | None = None
+        self._stream_end = _STREAM_KEPT
+        self._ws_closed = False  # attached: the closing handshake is over, the stream open
+        self._ws_closed_waiter: asyncio.Future[None] | None = None
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._open_timer: Cancellable | None = None
         self._close_timer: Cancellable | None = None
@@ -391,6 +408,13 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
     # --------------------------------------------------------- asyncio hooks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._use_transport(transport)
+        if self.open_timeout is not None:
+            self._open_timer = self._call_later(self.open_timeout, self._open_timed_out)
+        if self.side == CLIENT:
+            self.send_request()
+
+    def _use_transport(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports don't subclass asyncio.Transport: no isinstance check.
         transport = cast(asyncio.Transport, transport)
         self.transport = transport
@@ -399,10 +423,6 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         ).__module__.startswith("asyncio.")
         transport.set_write_buffer_limits(self.write_high, self.write_low)
         self._rbuf = _read_buffer()
-        if self.open_timeout is not None:
-            self._open_timer = self._call_later(self.open_timeout, self._open_timed_out)
-        if self.side == CLIENT:
-            self.send_request()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         shared = self._rbuf or _read_buffer()  # the loop thread's
@@ -552,6 +572,8 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         if transport is None or transport.is_closing():
             return
         engine = self.engine
+        if self._stream is not None and engine is not None and engine.failure is None:
+            return  # an attached stream stays open (see on_close)
         clean = engine is not None and engine.failure is None and engine.close_rcvd_code != -1
         if not clean and transport.can_write_eof():
             transport.write_eof()
@@ -724,8 +746,28 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
             self.transport.abort()
 
     def on_close(self, code: int, reason: str) -> None:
-        """The peer's close frame arrived; wait for the TCP close."""
+        """The peer's close frame arrived; wait for the TCP close.
+
+        An attached stream outlives the WebSocket on it: reading stops (what
+        follows is for whoever uses the stream next), and the stream waits
+        for :meth:`_detach`, or is closed if :meth:`_close` asked for it;
+        left alone for ``close_timeout``, it is closed.
+        """
+        if self._stream is None:
+            self._start_close_timer()
+            return
+        self._pause_reading(READS_PAUSED_FOR_DETACH)
+        self._ws_closed = True
+        waiter = self._ws_closed_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._ws_closed_hook()
+        if self._stream_end == _STREAM_CLOSE and self.transport is not None:
+            self.transport.close()
         self._start_close_timer()
+
+    def _ws_closed_hook(self) -> None:
+        """An attached connection's closing handshake is over; its stream stays open."""
 
     def on_fail(self, exc: ProtocolError) -> bool:
         """The peer broke the protocol; send the close frame on the next tick.
@@ -755,13 +797,58 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
     async def _close(self, code: int = 1000, reason: str = "") -> None:
         """Run the closing handshake and wait for the TCP connection to close."""
         engine = self.engine
+        self._stream_end = _STREAM_CLOSE
         if engine is None:
             if self.transport is not None:
                 self.transport.close()
         elif engine.state == OPEN:
             engine.send_close(code, reason)
             self._start_close_timer()
+        elif self._ws_closed and self.transport is not None:
+            self.transport.close()  # an attached stream, kept open until now
         await asyncio.shield(self._lost)
+
+    async def _detach(self, timeout: float | None) -> tuple[Any, Any]:
+        """Run the closing handshake and give the attached stream back, still open.
+
+        Bytes that came after the peer's close frame are readable first from
+        the returned reader.  ``timeout`` (default ``close_timeout``) bounds
+        the wait for the peer's close frame: past it, the stream is aborted
+        and :class:`TimeoutError` raised.
+        """
+        stream = self._stream
+        engine = self.engine
+        if stream is None:
+            raise InvalidState("only a connection made by attach() can detach")
+        if engine is None:
+            raise InvalidState("the opening handshake is not complete")
+        if engine.state == OPEN:
+            engine.send_close(1000, "")
+            self._flush()
+        if not self._ws_closed and not self._lost.done():
+            waiter = self._ws_closed_waiter = self.loop.create_future()
+            limit = self.close_timeout if timeout is None else timeout
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), limit)
+            except TimeoutError:
+                self._abort()
+                raise TimeoutError(
+                    f"detach: no close frame from the peer within {limit} seconds"
+                ) from None
+        if self._lost.done() or not self._ws_closed:
+            raise self._closed_error()
+        reader, writer, protocol = stream
+        transport = self.transport
+        assert transport is not None
+        rest = engine.after_close
+        self._stream = None
+        self._flush()
+        transport.set_protocol(protocol)
+        self.connection_lost(None)  # for this connection, it is over
+        if rest:
+            reader.feed_data(rest)
+        transport.resume_reading()
+        return reader, writer
 
     # -------------------------------------------------------------- keepalive
 

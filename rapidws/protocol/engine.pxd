@@ -84,6 +84,7 @@ cdef class Engine:
     cdef public int close_sent_code
     cdef public str close_sent_reason
     cdef public object failure
+    cdef public bytes after_close
 
     cpdef receive_borrowed(self, bytes data, Py_ssize_t end)
     @cython.locals(limit=Py_ssize_t, last=Py_ssize_t, start=Py_ssize_t)
@@ -117,6 +118,7 @@ cdef class Engine:
     cdef _finish_message(self, object message)
     cdef _end_frame(self, bytes payload)
     cdef _receive_close(self, bytes payload)
+    cdef _keep_after_close(self, bytes data, Py_ssize_t pos, Py_ssize_t end)
     cdef _fail(self, object exc)
     cdef _send_control(self, int opcode, bytes payload)
     cdef _send_close_frame(self, int code, str reason)

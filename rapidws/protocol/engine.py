@@ -397,6 +397,7 @@ class Engine:
         "_rsv_allowed",
         "_sink",
         "_utf8_state",
+        "after_close",
         "client",
         "close_rcvd_code",
         "close_rcvd_reason",
@@ -466,6 +467,10 @@ class Engine:
         self.close_sent_code = -1
         self.close_sent_reason = ""
         self.failure: ProtocolError | None = None
+        #: The bytes that came after the peer's close frame, in the same read:
+        #: no longer WebSocket, they belong to whatever uses the stream next
+        #: (see ``Connection.detach``).
+        self.after_close = b""
 
     # ------------------------------------------------------------------ input
 
@@ -504,6 +509,7 @@ class Engine:
                     if self._frame_left == 0:
                         self._payload_chunk(data, pos, 0)
                         if self.state == CLOSED:
+                            self._keep_after_close(data, pos, end)
                             return
                     continue
                 take = end - pos
@@ -513,9 +519,15 @@ class Engine:
                 self._payload_chunk(data, pos, take)
                 pos += take
                 if self.state == CLOSED:
+                    self._keep_after_close(data, pos, end)
                     return
         except ProtocolError as exc:
             self._fail(exc)
+
+    def _keep_after_close(self, data: bytes, pos: int, end: int) -> None:
+        """Keep what followed the peer's close frame in ``data`` (see :attr:`after_close`)."""
+        if pos < end and self.close_rcvd_code != -1:
+            self.after_close = data[pos:end]
 
     def receive_eof(self) -> None:
         """The peer closed its side of the TCP connection."""

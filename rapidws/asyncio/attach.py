@@ -1,0 +1,167 @@
+"""WebSocket on a byte stream the application opened: :func:`attach`, and back.
+
+As libdill's ``ws_attach_client`` / ``ws_attach_server`` and ``ws_detach``:
+the stream may be TCP, TLS, a Unix socket or a socketpair, opened by
+``asyncio.open_connection``, ``asyncio.start_server`` or anything else that
+gives a ``(StreamReader, StreamWriter)`` pair.  :func:`attach` runs the
+opening handshake on it (or none: both sides start OPEN at once) and returns
+a connection with the same API, options and engine as :func:`~rapidws.serve`
+and :func:`~rapidws.connect` give.  ``await ws.detach()`` runs the closing
+handshake and hands the stream back, still open, for another protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from ..exceptions import InvalidMessage
+from ..http.uri import parse_uri
+from ..io.transport import BaseConnection
+from ..listener import Listener, ListenerConnection
+from ..protocol.engine import SERVER
+from ..protocol.extensions.base import Extension
+from ..protocol.extensions.permessage_deflate import (
+    enable_client_permessage_deflate,
+    enable_server_permessage_deflate,
+)
+from ..protocol.handshake import ClientHandshake, HeadersLike, ServerHandshake
+from ..protocol.http11 import Request, Response
+from .client import ClientConnection
+from .connection import Connection
+from .server import ProcessRequest
+
+__all__ = ["AttachedServerConnection", "attach"]
+
+
+class AttachedServerConnection(Connection):
+    """The server side of an attached stream (no server, no handler: the caller drives it)."""
+
+    side = SERVER
+
+    def __init__(
+        self, handshake: ServerHandshake, process_request: ProcessRequest | None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.handshake = handshake
+        self._process_request_hook = process_request
+
+    def process_request(self, request: Request) -> Response | None:
+        hook = self._process_request_hook
+        if hook is not None:
+            response = hook(self, request)  # type: ignore[arg-type]
+            if response is not None:
+                self.handshake_exc = InvalidMessage(
+                    f"request rejected with HTTP {response.status_code}"
+                )
+                return response
+        return super().process_request(request)
+
+
+async def attach(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    *,
+    side: str = "client",
+    handshake: bool = True,
+    uri: str | None = None,
+    listener: Listener | None = None,
+    subprotocol: str | None = None,
+    extensions: Sequence[Extension] = (),
+    subprotocols: Sequence[str] | None = None,
+    compression: str | None = "deflate",
+    additional_headers: HeadersLike | None = None,
+    origin: str | None = None,
+    user_agent_header: str | None = "rapidws",
+    select_subprotocol: Any = None,
+    process_request: ProcessRequest | None = None,
+    server_header: str | None = "rapidws",
+    open_timeout: float | None = 10,
+    ping_interval: float | None = 20,
+    ping_timeout: float | None = 20,
+    close_timeout: float | None = 10,
+    max_size: int | None = 2**20,
+    max_queue: int | tuple[int, int | None] | None = 16,
+    write_limit: int | tuple[int, int | None] = 2**15,
+    max_fragment_size: int | None = None,
+) -> Connection | ListenerConnection:
+    """Run WebSocket on an established stream, as its ``side`` (``"client"`` or ``"server"``).
+
+    With ``handshake=True`` (the default) the HTTP opening handshake runs on
+    the stream first: the client sends its request for ``uri`` (which gives
+    the request target and ``Host``), the server answers as :func:`~rapidws.serve`
+    would (``subprotocols``, ``select_subprotocol``, ``process_request``,
+    ``compression``...).  With ``handshake=False`` both sides are OPEN at once,
+    with ``subprotocol`` and ``extensions`` (negotiated some other way) as given.
+
+    Returns the async API's connection, or with ``listener=`` a
+    :class:`~rapidws.ListenerConnection` driving that listener.  Bytes the
+    reader had buffered are the connection's first.  Other options are those
+    of :func:`~rapidws.connect` / :func:`~rapidws.serve`.
+    """
+    if side not in ("client", "server"):
+        raise ValueError(f"side must be 'client' or 'server', not {side!r}")
+    if compression not in ("deflate", None):
+        raise ValueError(f"unsupported compression: {compression}")
+    transport: Any = writer.transport
+    if transport.is_closing() or reader.at_eof():
+        raise ConnectionError("attach: the stream is closed")
+    options: dict[str, Any] = {
+        "open_timeout": open_timeout if handshake else None,
+        "ping_interval": ping_interval,
+        "ping_timeout": ping_timeout,
+        "close_timeout": close_timeout,
+        "max_size": max_size,
+        "max_queue": max_queue,
+        "write_limit": write_limit,
+        "max_fragment_size": max_fragment_size,
+    }
+    conn: BaseConnection
+    if side == "client":
+        if handshake and uri is None:
+            raise ValueError("attach(side='client') needs uri= for the opening handshake")
+        wsuri = parse_uri(uri or "ws://localhost/")
+        client_handshake = ClientHandshake(
+            host=wsuri.host_header,
+            path=wsuri.resource_name,
+            subprotocols=subprotocols,
+            extensions=enable_client_permessage_deflate(None) if compression else None,
+            additional_headers=additional_headers,
+            origin=origin,
+            user_agent=user_agent_header,
+        )
+        if listener is not None:
+            conn = ListenerConnection(listener, client_handshake, **options)
+        else:
+            conn = ClientConnection(client_handshake, **options)
+    else:
+        server_handshake = ServerHandshake(
+            subprotocols=subprotocols,
+            extensions=enable_server_permessage_deflate(None) if compression else None,
+            server_header=server_header,
+            select_subprotocol=select_subprotocol,
+        )
+        if listener is not None:
+            conn = ListenerConnection(listener, server_handshake, **options)
+        else:
+            conn = AttachedServerConnection(server_handshake, process_request, **options)
+    # What the reader holds already is the connection's first input.
+    # (StreamReader has no public way to take its buffer without awaiting.)
+    pending: bytearray = reader._buffer  # type: ignore[attr-defined]
+    buffered = bytes(pending)
+    pending.clear()
+    conn._stream = (reader, writer, transport.get_protocol())
+    transport.set_protocol(conn)
+    if handshake:
+        conn.connection_made(transport)
+    else:
+        conn.subprotocol = subprotocol
+        conn.extensions = list(extensions)
+        conn._use_transport(transport)
+        conn._open(b"", b"")
+    if buffered:
+        conn.data_received(buffered)
+    transport.resume_reading()  # the stream's protocol may have paused it
+    await conn._opened
+    return conn
