@@ -47,11 +47,15 @@ class Library:
     websocket_error: type[Exception]
 
 
+#: rapidws's max_fragment_size in the testee (--max-fragment-size; 0: none).
+MAX_FRAGMENT_SIZE = 0
+
+
 def load_rapidws() -> Library:
     import rapidws
 
     def connect(url: str) -> AbstractAsyncContextManager[Connection]:
-        return rapidws.connect(url, max_size=MAX_SIZE)
+        return rapidws.connect(url, max_size=MAX_SIZE, max_fragment_size=MAX_FRAGMENT_SIZE or None)
 
     return Library(connect, rapidws.ConnectionClosed, rapidws.WebSocketException)
 
@@ -120,12 +124,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--agent", default=None, help="agent name in the reports")
     parser.add_argument("--library", choices=sorted(LIBRARIES), default="rapidws")
     parser.add_argument("--case-timeout", type=float, default=120.0, metavar="SECONDS")
+    parser.add_argument(
+        "--max-fragment-size", type=int, default=0, help="rapidws: largest frame payload sent"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="client_testee: %(message)s")
+    global MAX_FRAGMENT_SIZE
+    MAX_FRAGMENT_SIZE = args.max_fragment_size
     lib = LIBRARIES[args.library]()
     agent = args.agent or args.library
     count = asyncio.run(run_all(lib, args.url.rstrip("/"), agent, args.case_timeout))

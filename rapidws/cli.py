@@ -37,14 +37,19 @@ def _echo_listener(request: Request) -> Listener:
     return EchoListener()
 
 
-async def run_echo(host: str, port: int, max_size: int | None, api: str = "async") -> None:
+async def run_echo(
+    host: str,
+    port: int,
+    max_size: int | None,
+    api: str = "async",
+    max_fragment_size: int | None = None,
+) -> None:
     server_context: serve
+    options = {"max_size": max_size, "ping_interval": None, "max_fragment_size": max_fragment_size}
     if api == "callback":
-        server_context = serve_listener(
-            _echo_listener, host, port, max_size=max_size, ping_interval=None
-        )
+        server_context = serve_listener(_echo_listener, host, port, **options)
     else:
-        server_context = serve(echo_handler, host, port, max_size=max_size, ping_interval=None)
+        server_context = serve(echo_handler, host, port, **options)
     async with server_context as server:
         for sock in server.sockets:
             address = sock.getsockname()
@@ -101,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="async",
         help="serve through the async message API or the callback API",
     )
+    echo.add_argument(
+        "--max-fragment-size",
+        type=int,
+        default=0,
+        help="largest frame payload sent, in bytes, compressed or not (default 0: no limit)",
+    )
     echo.add_argument("--uvloop", action="store_true", help="run on uvloop")
     echo.add_argument("--log-level", default="WARNING")
     client = commands.add_parser("connect", help="an interactive client")
@@ -112,7 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "echo":
         logging.basicConfig(level=args.log_level.upper())
-        main_coroutine = run_echo(args.host, args.port, args.max_size or None, args.api)
+        main_coroutine = run_echo(
+            args.host, args.port, args.max_size or None, args.api, args.max_fragment_size or None
+        )
         if args.uvloop:
             try:
                 import uvloop

@@ -77,12 +77,22 @@ class ListenerConnection(BaseConnection):
 
     # -- sending (synchronous: writes go to the transport at once) -------------
 
-    def send(self, data: str | bytes | bytearray | memoryview, compress: bool = True) -> None:
-        """Send a message: ``str`` as text, bytes-like as binary."""
+    def send(
+        self,
+        data: str | bytes | bytearray | memoryview,
+        compress: bool = True,
+        max_fragment_size: int | None = None,
+    ) -> None:
+        """Send a message: ``str`` as text, bytes-like as binary.
+
+        ``max_fragment_size`` overrides the connection's for this message.
+        """
         engine = self.engine
         if engine is None or engine.state != OPEN:
             raise self._closed_error()
-        engine.send_message(data, not compress)
+        engine.send_message(
+            data, not compress, -1 if max_fragment_size is None else max_fragment_size
+        )
 
     def send_frame(
         self, opcode: int, payload: bytes | bytearray | memoryview, fin: bool = True

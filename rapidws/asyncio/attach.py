@@ -85,6 +85,7 @@ async def attach(
     max_queue: int | tuple[int, int | None] | None = 16,
     write_limit: int | tuple[int, int | None] = 2**15,
     max_fragment_size: int | None = None,
+    mode: str | None = None,
 ) -> Connection | ListenerConnection:
     """Run WebSocket on an established stream, as its ``side`` (``"client"`` or ``"server"``).
 
@@ -116,6 +117,7 @@ async def attach(
         "max_queue": max_queue,
         "write_limit": write_limit,
         "max_fragment_size": max_fragment_size,
+        "mode": mode,
     }
     conn: BaseConnection
     if side == "client":

@@ -45,7 +45,7 @@ class connect:
     ``additional_headers``, ``user_agent_header``, ``origin``,
     ``compression``, ``open_timeout`` (connecting and the handshake),
     ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_size``,
-    ``max_queue``, ``write_limit``; plus ``max_fragment_size``,
+    ``max_queue``, ``write_limit``; plus ``max_fragment_size``, ``mode``,
     ``max_redirects``, ``ssl``, ``server_hostname``, ``fastnet`` (aiofastnet's
     transports: see :mod:`rapidws.io.network`) and ``create_connection``
     (a :class:`ClientConnection` subclass to use).  Other keyword
@@ -70,6 +70,7 @@ class connect:
         max_queue: int | tuple[int, int | None] | None = 16,
         write_limit: int | tuple[int, int | None] = 2**15,
         max_fragment_size: int | None = None,
+        mode: str | None = None,
         max_redirects: int = 10,
         ssl: ssl_module.SSLContext | bool | None = None,
         server_hostname: str | None = None,
@@ -98,6 +99,7 @@ class connect:
             "max_queue": max_queue,
             "write_limit": write_limit,
             "max_fragment_size": max_fragment_size,
+            "mode": mode,
         }
         self.open_timeout = open_timeout
         self.max_redirects = max_redirects

@@ -152,13 +152,17 @@ class Connection(BaseConnection):
         self,
         message: DataLike | Iterable[DataLike] | AsyncIterable[DataLike],
         compress: bool = True,
+        max_fragment_size: int | None = None,
     ) -> None:
         """Send a message: ``str`` as text, bytes-like as binary.
 
         An iterable or async iterable of them sends one fragmented message,
         a frame per item.  Wait while the write buffer is over ``write_limit``.
         ``compress=False`` sends this message uncompressed even when
-        permessage-deflate is on.
+        permessage-deflate is on.  ``max_fragment_size`` overrides the
+        connection's for this message: no frame's payload on the wire is
+        larger.  On a ``mode="text"`` (``"binary"``) connection, a message of
+        the other type raises :class:`TypeError` before anything is sent.
         """
         engine = self.engine
         if engine is None:
@@ -175,7 +179,9 @@ class Connection(BaseConnection):
             answers_last = self._lazy_cork and not self._messages
             if answers_last:
                 self._lazy_cork = False
-            engine.send_message(message, not compress)
+            engine.send_message(
+                message, not compress, -1 if max_fragment_size is None else max_fragment_size
+            )
             if answers_last:
                 self._flush()
         elif isinstance(message, dict):

@@ -202,7 +202,8 @@ class serve:
     upgrading), ``server_header``, ``compression``, ``open_timeout``,
     ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_size``,
     ``max_queue``, ``write_limit``, ``create_connection`` (a
-    :class:`ServerConnection` subclass); plus ``max_fragment_size``, ``ssl`` and
+    :class:`ServerConnection` subclass); plus ``max_fragment_size``, ``mode``
+    (``"text"`` or ``"binary"``: a connection of that type only), ``ssl`` and
     ``fastnet`` (aiofastnet's transports: see :mod:`rapidws.io.network`).
     Other keyword arguments go to :meth:`asyncio.loop.create_server`.
     """
@@ -227,6 +228,7 @@ class serve:
         max_queue: int | tuple[int, int | None] | None = 16,
         write_limit: int | tuple[int, int | None] = 2**15,
         max_fragment_size: int | None = None,
+        mode: str | None = None,
         ssl: ssl_module.SSLContext | None = None,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         create_connection: type[ServerConnection] | None = None,
@@ -257,6 +259,7 @@ class serve:
             "max_queue": max_queue,
             "write_limit": write_limit,
             "max_fragment_size": max_fragment_size,
+            "mode": mode,
         }
         self.create_server_kwargs = kwargs
         self.fastnet = fastnet

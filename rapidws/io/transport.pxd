@@ -60,6 +60,7 @@ cdef class BaseConnection(SinkBase):
     cdef public object max_fragment_size
     cdef public object max_handshake_size
     cdef public object max_size
+    cdef public object mode
     cdef public object open_timeout
     cdef public object ping_interval
     cdef public object ping_timeout

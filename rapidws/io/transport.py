@@ -278,6 +278,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         "max_fragment_size",
         "max_handshake_size",
         "max_size",
+        "mode",
         "open_timeout",
         "ping_interval",
         "ping_timeout",
@@ -305,6 +306,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         max_fragment_size: int | None = None,
         max_handshake_size: int = 65536,
         deadlines: Deadlines | None = None,
+        mode: str | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         # A server's connections share its timers; a lone connection uses the loop's.
@@ -322,6 +324,9 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         self.ping_timeout = ping_timeout
         self.max_fragment_size = max_fragment_size
         self.max_handshake_size = max_handshake_size
+        if mode not in (None, "text", "binary"):
+            raise ValueError(f"mode must be None, 'text' or 'binary', not {mode!r}")
+        self.mode = mode  # text-only or binary-only (see Engine)
         self.transport: asyncio.Transport | None = None
         self.engine: Engine | None = None
         self.request: Request | None = None
@@ -670,6 +675,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
             max_size=self.max_size,
             extensions=self.extensions,
             max_fragment_size=self.max_fragment_size,
+            mode=self.mode,
         )
         if response_bytes:
             self.write(response_bytes)

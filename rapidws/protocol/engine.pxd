@@ -62,6 +62,7 @@ cdef class Engine:
     cdef public int state
     cdef public Py_ssize_t max_size
     cdef public Py_ssize_t max_fragment_size
+    cdef public int only_opcode
     cdef public list _extensions
     cdef public int _rsv_allowed
     cdef public bytes _pending
@@ -87,8 +88,11 @@ cdef class Engine:
     cdef public bytes after_close
 
     cpdef receive_borrowed(self, bytes data, Py_ssize_t end)
-    @cython.locals(limit=Py_ssize_t, last=Py_ssize_t, start=Py_ssize_t)
-    cpdef send_message(self, object data, bint raw=*)
+    @cython.locals(limit=Py_ssize_t)
+    cpdef send_message(self, object data, bint raw=*, Py_ssize_t max_fragment_size=*)
+    cdef _wrong_type(self)
+    @cython.locals(n=Py_ssize_t, start=Py_ssize_t, rsv=int)
+    cdef _send_fragmented(self, int opcode, bytes payload, bint raw, Py_ssize_t limit)
     cpdef send_data(self, int opcode, object payload, bint fin=*, bint raw=*)
     @cython.locals(pos=Py_ssize_t, take=Py_ssize_t)
     cdef _receive(self, bytes data, Py_ssize_t end)

@@ -406,6 +406,7 @@ class Engine:
         "failure",
         "max_fragment_size",
         "max_size",
+        "only_opcode",
         "state",
     )
 
@@ -417,9 +418,14 @@ class Engine:
         max_size: int | None = 2**20,
         extensions: list[Extension] | None = None,
         max_fragment_size: int | None = None,
+        mode: str | None = None,
     ) -> None:
         if side not in (SERVER, CLIENT):
             raise ValueError("side must be SERVER or CLIENT")
+        if mode not in (None, "text", "binary"):
+            raise ValueError(f"mode must be None, 'text' or 'binary', not {mode!r}")
+        #: OP_TEXT or OP_BINARY for a text-only or binary-only connection, else 0.
+        self.only_opcode = OP_TEXT if mode == "text" else OP_BINARY if mode == "binary" else 0
         self.client = side == CLIENT
         self._sink = sink
         # The same sink when its write/on_message can be called directly.
@@ -618,6 +624,17 @@ class Engine:
                     else f"frame of {length} bytes over {self.max_size}"
                 )
             if opcode != OP_CONT:
+                if self.only_opcode and opcode != self.only_opcode:
+                    # RFC 6455 7.4.1: 1003 "indicates that an endpoint is terminating
+                    # the connection because it has received a type of data it cannot
+                    # accept (e.g., an endpoint that understands only text data MAY
+                    # send this if it receives a binary message)."
+                    raise ProtocolError(
+                        "binary message on a text-only connection"
+                        if opcode == OP_BINARY
+                        else "text message on a binary-only connection",
+                        1003,
+                    )
                 self._msg_opcode = opcode
         self._opcode = opcode
         self._fin = bool(fin)
@@ -877,10 +894,17 @@ class Engine:
 
     # ----------------------------------------------------------------- output
 
-    def send_message(self, data: str | bytes | bytearray | memoryview, raw: bool = False) -> None:
+    def send_message(
+        self,
+        data: str | bytes | bytearray | memoryview,
+        raw: bool = False,
+        max_fragment_size: int = -1,
+    ) -> None:
         """Send a whole text (``str``) or binary message.
 
         ``raw=True`` sends it as is, bypassing extensions (no compression).
+        ``max_fragment_size`` (for this message; -1: the engine's) bounds
+        each frame's payload on the wire, compressed or not.
         """
         if isinstance(data, str):
             opcode = OP_TEXT
@@ -888,18 +912,50 @@ class Engine:
         else:
             opcode = OP_BINARY
             payload = bytes(data) if type(data) is not bytes else data
-        limit = self.max_fragment_size
-        if limit and len(payload) > limit:
-            view = memoryview(payload)
-            last = len(payload) - limit
-            start = 0
-            while start < last:
-                self.send_data(opcode, view[start : start + limit], False, raw)
-                opcode = OP_CONT
-                start += limit
-            self.send_data(OP_CONT, view[start:], True, raw)
+        if self.only_opcode and opcode != self.only_opcode:
+            self._wrong_type()
+        limit = self.max_fragment_size if max_fragment_size < 0 else max_fragment_size
+        if limit:
+            self._send_fragmented(opcode, payload, raw, limit)
             return
         self.send_data(opcode, payload, True, raw)
+
+    def _wrong_type(self) -> None:
+        """Refuse a message of the type this connection does not send, before writing it."""
+        raise TypeError(
+            "this connection sends text only (str)"
+            if self.only_opcode == OP_TEXT
+            else "this connection sends binary only (bytes-like)"
+        )
+
+    def _send_fragmented(self, opcode: int, payload: bytes, raw: bool, limit: int) -> None:
+        """Send a message in frames of at most ``limit`` payload bytes on the wire.
+
+        The message is encoded (compressed) whole first, then cut: a
+        permessage-deflate message may be fragmented anywhere (RFC 7692
+        6.1), its first frame alone carrying RSV1.
+        """
+        if self.state != OPEN:
+            raise InvalidState("connection is closing or closed")
+        if self._out_opcode != 0:
+            raise InvalidState("a fragmented message is in progress")
+        rsv = 0
+        if self._extensions and not raw:
+            for ext in self._extensions:
+                payload, bits = ext.encode(opcode, payload, True)
+                rsv |= bits
+        n = len(payload)
+        if n <= limit:
+            self._write_frame(opcode, payload, True, rsv)
+            return
+        view = memoryview(payload)
+        start = 0
+        while n - start > limit:
+            self._write_frame(opcode, view[start : start + limit], False, rsv)
+            opcode = OP_CONT
+            rsv = 0
+            start += limit
+        self._write_frame(OP_CONT, view[start:], True, 0)
 
     def send_data(
         self,
@@ -920,6 +976,8 @@ class Engine:
         elif opcode in (OP_TEXT, OP_BINARY):
             if self._out_opcode != 0:
                 raise InvalidState("a fragmented message is in progress")
+            if self.only_opcode and opcode != self.only_opcode:
+                self._wrong_type()
         else:
             raise ValueError(f"not a data opcode: {opcode}")
         if opcode == OP_CONT:
