@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .asyncio.client import connect
 from .asyncio.connection import Connection
@@ -45,7 +46,11 @@ async def run_echo(
     max_fragment_size: int | None = None,
 ) -> None:
     server_context: serve
-    options = {"max_size": max_size, "ping_interval": None, "max_fragment_size": max_fragment_size}
+    options: dict[str, Any] = {
+        "max_size": max_size,
+        "ping_interval": None,
+        "max_fragment_size": max_fragment_size,
+    }
     if api == "callback":
         server_context = serve_listener(_echo_listener, host, port, **options)
     else:
