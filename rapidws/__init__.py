@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .asyncio.attach import attach
     from .asyncio.client import ClientConnection, connect
     from .asyncio.connection import Connection, State
+    from .asyncio.opening import PendingRequest, client_handshake, server_handshake
     from .asyncio.server import Server, ServerConnection, serve
     from .exceptions import (
         ConcurrencyError,
@@ -40,12 +41,18 @@ if TYPE_CHECKING:
     from .listener import Listener, ListenerConnection, connect_listener, serve_listener
     from .protocol.extensions.permessage_deflate import set_zlib_backend
     from .protocol.frames import CloseCode, Opcode
-    from .protocol.handshake import accept_key, generate_key
+    from .protocol.handshake import Accepted, Redirect, Rejected, accept_key, generate_key
     from .protocol.headers import Headers
     from .protocol.http11 import Request, Response
 
 _EXPORTS = {
     "attach": ".asyncio.attach",
+    "client_handshake": ".asyncio.opening",
+    "server_handshake": ".asyncio.opening",
+    "PendingRequest": ".asyncio.opening",
+    "Accepted": ".protocol.handshake",
+    "Redirect": ".protocol.handshake",
+    "Rejected": ".protocol.handshake",
     "accept_key": ".protocol.handshake",
     "generate_key": ".protocol.handshake",
     "connect": ".asyncio.client",
@@ -89,6 +96,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "Accepted",
     "ClientConnection",
     "CloseCode",
     "ConcurrencyError",
@@ -109,7 +117,10 @@ __all__ = [
     "NegotiationError",
     "Opcode",
     "PayloadTooBig",
+    "PendingRequest",
     "ProtocolError",
+    "Redirect",
+    "Rejected",
     "Request",
     "Response",
     "SecurityError",
@@ -119,11 +130,13 @@ __all__ = [
     "WebSocketException",
     "accept_key",
     "attach",
+    "client_handshake",
     "connect",
     "connect_listener",
     "generate_key",
     "serve",
     "serve_listener",
+    "server_handshake",
     "set_zlib_backend",
 ]
 

@@ -144,14 +144,35 @@ class ServerHandshake:
         self.server_header = server_header
         self.select_subprotocol = select_subprotocol
 
-    def accept(self, request: Request) -> Accept | Reject:
-        """Answer ``request`` with a 101 response or an error response."""
+    def accept(
+        self,
+        request: Request,
+        *,
+        subprotocol: str | None = None,
+        headers: HeadersLike | None = None,
+    ) -> Accept | Reject:
+        """Answer ``request`` with a 101 response or an error response.
+
+        ``subprotocol`` (one the client offered) replaces the negotiated one;
+        ``headers`` are added to the 101 response.
+        """
         try:
-            return self._accept(request)
+            accept = self._accept(request, subprotocol)
         except InvalidHandshake as exc:
             return self.fail(exc)
+        if headers:
+            accept.response.headers.update(Headers(headers))
+        return accept
 
-    def _accept(self, request: Request) -> Accept:
+    def redirect(self, status: int, location: str, headers: HeadersLike | None = None) -> Response:
+        """Build a redirect (301, 302, 303, 307 or 308) to ``location``."""
+        if status not in REDIRECT_STATUSES:
+            raise ValueError(f"not a redirect status: {status}")
+        extra = Headers(headers or ())
+        extra["Location"] = location
+        return self.reject(status, f"Moved to {location}", extra)
+
+    def _accept(self, request: Request, chosen: str | None = None) -> Accept:
         headers = request.headers
         if request.method != "GET":
             exc = InvalidMessage(f"unsupported HTTP method: {request.method}")
@@ -170,7 +191,13 @@ class ServerHandshake:
         if len(versions) != 1 or versions[0] != "13":
             raise InvalidVersion("Sec-WebSocket-Version", ", ".join(versions) if versions else None)
 
-        subprotocol = self._negotiate_subprotocol(headers)
+        if chosen is None:
+            subprotocol = self._negotiate_subprotocol(headers)
+        else:
+            offered = parse_all(headers, "Sec-WebSocket-Protocol", parse_subprotocol_list)
+            if chosen not in offered:
+                raise ValueError(f"subprotocol {chosen!r} was not offered: {offered}")
+            subprotocol = chosen
         extension_headers, extensions = self._negotiate_extensions(headers)
 
         # Every value here is valid by construction (or checked in __init__).
@@ -289,6 +316,14 @@ class Rejected:
 
     status_code: int
     response: Response
+
+    @property
+    def headers(self) -> Headers:
+        return self.response.headers
+
+    @property
+    def body(self) -> bytes:
+        return self.response.body
 
 
 class ClientHandshake:
