@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     )
     from .listener import Listener, ListenerConnection, connect_listener, serve_listener
     from .protocol.extensions.permessage_deflate import set_zlib_backend
-    from .protocol.frames import CloseCode, Opcode
+    from .protocol.frames import CloseCode, Frame, Opcode
     from .protocol.handshake import Accepted, Redirect, Rejected, accept_key, generate_key
     from .protocol.headers import Headers
     from .protocol.http11 import Request, Response
@@ -63,6 +63,7 @@ _EXPORTS = {
     "Server": ".asyncio.server",
     "ServerConnection": ".asyncio.server",
     "CloseCode": ".protocol.frames",
+    "Frame": ".protocol.frames",
     "Opcode": ".protocol.frames",
     "Headers": ".protocol.headers",
     "Request": ".protocol.http11",
@@ -104,6 +105,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
+    "Frame",
     "Headers",
     "InvalidHandshake",
     "InvalidHeader",

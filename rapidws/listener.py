@@ -23,6 +23,7 @@ from .asyncio.server import Server, serve
 from .exceptions import InvalidMessage, ProtocolError
 from .io.transport import BaseConnection
 from .protocol.engine import CLIENT, OP_BINARY, OP_TEXT, OPEN, SERVER
+from .protocol.frames import Frame
 from .protocol.handshake import ClientHandshake, ServerHandshake
 from .protocol.http11 import Request, Response
 
@@ -50,6 +51,10 @@ class Listener:
 
     def on_pong(self, conn: ListenerConnection, payload: bytes) -> None:
         """A pong arrived."""
+
+    def on_frame(self, conn: ListenerConnection, frame: Frame) -> None:
+        """With ``frames=True``: each frame as it arrives, data and control, instead of
+        messages (a ping is answered already, a close too)."""
 
     def on_error(self, conn: ListenerConnection, exc: BaseException) -> None:
         """A callback raised, or the peer broke the protocol."""
@@ -95,13 +100,23 @@ class ListenerConnection(BaseConnection):
         )
 
     def send_frame(
-        self, opcode: int, payload: bytes | bytearray | memoryview, fin: bool = True
+        self,
+        frame: Frame | int,
+        payload: bytes | bytearray | memoryview = b"",
+        fin: bool = True,
     ) -> None:
-        """Send one data frame (``TEXT``/``BINARY`` start a message, ``CONT`` continues)."""
+        """Send one frame: a :class:`~rapidws.Frame` as it is (data or control, any
+        fragment, RSV bits only for a negotiated extension that owns them), or
+        ``opcode, payload, fin`` for a data frame through the extensions
+        (``TEXT``/``BINARY`` start a message, ``CONT`` continues it).
+        """
         engine = self.engine
         if engine is None or engine.state != OPEN:
             raise self._closed_error()
-        engine.send_data(opcode, payload, fin)
+        if isinstance(frame, Frame):
+            engine.send_frame(frame.opcode, frame.payload, frame.fin, frame.rsv)
+        else:
+            engine.send_data(frame, payload, fin)
 
     def ping(self, data: bytes | None = None) -> asyncio.Future[float]:
         """Send a ping; the future gives the round-trip time in seconds."""
@@ -149,6 +164,12 @@ class ListenerConnection(BaseConnection):
     def on_message(self, message: str | bytes) -> None:
         try:
             self.listener.on_message(self, OP_TEXT if type(message) is str else OP_BINARY, message)
+        except Exception as exc:
+            self._callback_failed(exc)
+
+    def on_frame(self, opcode: int, payload: bytes, fin: bool, rsv: int) -> None:
+        try:
+            self.listener.on_frame(self, Frame.from_wire(opcode, payload, fin, rsv))
         except Exception as exc:
             self._callback_failed(exc)
 

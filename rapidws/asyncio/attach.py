@@ -86,6 +86,7 @@ async def attach(
     write_limit: int | tuple[int, int | None] = 2**15,
     max_fragment_size: int | None = None,
     mode: str | None = None,
+    frames: bool = False,
 ) -> Connection | ListenerConnection:
     """Run WebSocket on an established stream, as its ``side`` (``"client"`` or ``"server"``).
 
@@ -118,6 +119,7 @@ async def attach(
         "write_limit": write_limit,
         "max_fragment_size": max_fragment_size,
         "mode": mode,
+        "frames": frames,
     }
     conn: BaseConnection
     if side == "client":

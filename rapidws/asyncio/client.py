@@ -71,6 +71,7 @@ class connect:
         write_limit: int | tuple[int, int | None] = 2**15,
         max_fragment_size: int | None = None,
         mode: str | None = None,
+        frames: bool = False,
         max_redirects: int = 10,
         ssl: ssl_module.SSLContext | bool | None = None,
         server_hostname: str | None = None,
@@ -100,6 +101,7 @@ class connect:
             "write_limit": write_limit,
             "max_fragment_size": max_fragment_size,
             "mode": mode,
+            "frames": frames,
         }
         self.open_timeout = open_timeout
         self.max_redirects = max_redirects

@@ -17,6 +17,7 @@ from typing import Any
 from ..exceptions import ConcurrencyError, ConnectionClosedOK, InvalidState, ProtocolError
 from ..io.transport import READS_PAUSED_FOR_QUEUE, BaseConnection, State
 from ..protocol.engine import OP_BINARY, OP_CONT, OP_TEXT, OPEN
+from ..protocol.frames import Frame
 
 __all__ = ["Connection", "Data", "State"]
 
@@ -59,6 +60,10 @@ class Connection(BaseConnection):
         if high and not self._paused_reading and len(self._messages) >= high:
             self._paused_reading = True
             self._pause_reading(READS_PAUSED_FOR_QUEUE)
+
+    def on_frame(self, opcode: int, payload: bytes, fin: bool, rsv: int) -> None:
+        # frames=True: frames wait in the message queue, under the same limits.
+        self.on_message(Frame.from_wire(opcode, payload, fin, rsv))  # type: ignore[arg-type]
 
     def on_fail(self, exc: ProtocolError) -> bool:
         """Let the application read, and answer, what came before the bad frame.
@@ -103,6 +108,42 @@ class Connection(BaseConnection):
             if not decode and type(message) is str:
                 return message.encode("utf-8")
         return message
+
+    async def recv_frame(self) -> Frame:
+        """With ``frames=True``: the next frame, data or control, as it came.
+
+        A ping is answered already and a close frame too.  Raise
+        :class:`~rapidws.exceptions.ConnectionClosed` once the connection is
+        closed and every frame received before has been returned.
+        """
+        if not self.frame_mode:
+            raise InvalidState("recv_frame() needs a connection opened with frames=True")
+        frame = await self.recv()
+        assert isinstance(frame, Frame)
+        return frame
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        """With ``frames=True``: iterate over frames until the connection closes."""
+        while True:
+            try:
+                yield await self.recv_frame()
+            except ConnectionClosedOK:
+                return
+
+    async def send_frame(self, frame: Frame) -> None:
+        """Send one frame as it is: data or control, any fragment (see ``Engine.send_frame``).
+
+        RSV bits only for a negotiated extension that owns them, else
+        :class:`ValueError`.  Waits while the write buffer is over ``write_limit``.
+        """
+        engine = self.engine
+        if engine is None:
+            raise InvalidState("the opening handshake is not complete")
+        if engine.state != OPEN:
+            raise self._closed_error()
+        engine.send_frame(frame.opcode, frame.payload, frame.fin, frame.rsv)
+        if self._paused_writing:
+            await self._drain()
 
     def __aiter__(self) -> AsyncIterator[Data]:
         """Iterate over messages until the connection closes; a normal close ends quietly."""

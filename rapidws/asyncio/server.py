@@ -229,6 +229,7 @@ class serve:
         write_limit: int | tuple[int, int | None] = 2**15,
         max_fragment_size: int | None = None,
         mode: str | None = None,
+        frames: bool = False,
         ssl: ssl_module.SSLContext | None = None,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         create_connection: type[ServerConnection] | None = None,
@@ -260,6 +261,7 @@ class serve:
             "write_limit": write_limit,
             "max_fragment_size": max_fragment_size,
             "mode": mode,
+            "frames": frames,
         }
         self.create_server_kwargs = kwargs
         self.fastnet = fastnet

@@ -54,6 +54,7 @@ cdef class BaseConnection(SinkBase):
     cdef public object close_timeout
     cdef public Engine engine
     cdef public object extensions
+    cdef public bint frame_mode
     cdef public object handshake_exc
     cdef public object latency
     cdef public object loop

@@ -272,6 +272,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         "close_timeout",
         "engine",
         "extensions",
+        "frame_mode",
         "handshake_exc",
         "latency",
         "loop",
@@ -307,6 +308,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         max_handshake_size: int = 65536,
         deadlines: Deadlines | None = None,
         mode: str | None = None,
+        frames: bool = False,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         # A server's connections share its timers; a lone connection uses the loop's.
@@ -327,6 +329,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         if mode not in (None, "text", "binary"):
             raise ValueError(f"mode must be None, 'text' or 'binary', not {mode!r}")
         self.mode = mode  # text-only or binary-only (see Engine)
+        self.frame_mode = frames  # frames go up one by one, not as messages (see Engine)
         self.transport: asyncio.Transport | None = None
         self.engine: Engine | None = None
         self.request: Request | None = None
@@ -548,6 +551,10 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         """A whole message arrived; each API decides what to do with it."""
         raise NotImplementedError
 
+    def on_frame(self, opcode: int, payload: bytes, fin: bool, rsv: int) -> None:
+        """With ``frames=True``: a frame arrived; each API decides what to do with it."""
+        raise NotImplementedError
+
     def write(self, data: bytes) -> None:
         buf = self._wbuf
         if buf is not None:
@@ -676,6 +683,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
             extensions=self.extensions,
             max_fragment_size=self.max_fragment_size,
             mode=self.mode,
+            frames=self.frame_mode,
         )
         if response_bytes:
             self.write(response_bytes)

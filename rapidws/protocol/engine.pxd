@@ -65,6 +65,8 @@ cdef class Engine:
     cdef public int only_opcode
     cdef public list _extensions
     cdef public int _rsv_allowed
+    cdef public bint _frames
+    cdef public bint _whole_frames
     cdef public bytes _pending
     cdef public bint _borrowed
     cdef public long long _frame_left
@@ -94,6 +96,7 @@ cdef class Engine:
     @cython.locals(n=Py_ssize_t, start=Py_ssize_t, rsv=int)
     cdef _send_fragmented(self, int opcode, bytes payload, bint raw, Py_ssize_t limit)
     cpdef send_data(self, int opcode, object payload, bint fin=*, bint raw=*)
+    cpdef send_frame(self, int opcode, object payload, bint fin=*, int rsv=*)
     @cython.locals(pos=Py_ssize_t, take=Py_ssize_t)
     cdef _receive(self, bytes data, Py_ssize_t end)
     @cython.locals(
@@ -120,7 +123,9 @@ cdef class Engine:
     cdef _data_chunk(self, bytes chunk, bint frame_done, bint checked)
     cdef _check_text(self, bytes chunk)
     cdef _finish_message(self, object message)
-    cdef _end_frame(self, bytes payload)
+    cdef _end_frame(self, bytes payload, bint checked)
+    cdef _data_frame(self, bytes payload, bint checked)
+    cdef bint _text_complete(self) except -1
     cdef _receive_close(self, bytes payload)
     cdef _keep_after_close(self, bytes data, Py_ssize_t pos, Py_ssize_t end)
     cdef _fail(self, object exc)

@@ -283,6 +283,10 @@ class Sink(Protocol):
         :meth:`Engine.flush_failure`; otherwise the engine sends it at once.
         """
 
+    def on_frame(self, opcode: int, payload: bytes, fin: bool, rsv: int) -> None:
+        """With ``frames=True`` only: a frame arrived, data or control (after the
+        engine's own answer to a ping or a close); ``rsv`` holds its RSV bits."""
+
 
 class SinkBase:
     """An optional base class for sinks.
@@ -327,6 +331,9 @@ class _DetachedSink:
 
     def on_fail(self, exc: ProtocolError) -> bool | None:
         return None
+
+    def on_frame(self, opcode: int, payload: bytes, fin: bool, rsv: int) -> None:
+        pass
 
 
 _DETACHED = _DetachedSink()
@@ -381,6 +388,7 @@ class Engine:
         "_frame_buf",
         "_frame_left",
         "_frame_pos",
+        "_frames",
         "_held_pong",
         "_hold_pongs",
         "_kept_frame",
@@ -397,6 +405,7 @@ class Engine:
         "_rsv_allowed",
         "_sink",
         "_utf8_state",
+        "_whole_frames",
         "after_close",
         "client",
         "close_rcvd_code",
@@ -419,6 +428,7 @@ class Engine:
         extensions: list[Extension] | None = None,
         max_fragment_size: int | None = None,
         mode: str | None = None,
+        frames: bool = False,
     ) -> None:
         if side not in (SERVER, CLIENT):
             raise ValueError("side must be SERVER or CLIENT")
@@ -438,6 +448,10 @@ class Engine:
         for ext in self._extensions:
             rsv_allowed |= ext.rsv_mask
         self._rsv_allowed = rsv_allowed
+        # frames=True: data frames go up one by one (sink.on_frame), not as messages.
+        self._frames = frames
+        # Data frames are gathered whole before they are handled (see _end_frame).
+        self._whole_frames = frames or bool(self._extensions)
         # Parser state.
         self._pending = b""  # an incomplete header
         self._borrowed = False  # the data being parsed is a lent buffer
@@ -676,8 +690,8 @@ class Engine:
             chunk = data[start : start + n]
         if frame_done:
             self._frame_left = -1
-        if self._opcode >= 8 or self._extensions:
-            # Control frames and frames for extensions are handled whole.
+        if self._opcode >= 8 or self._whole_frames:
+            # Control frames, frames for extensions and the frame API's are handled whole.
             # One buffer per frame, not a piece per read: a peer trickling a
             # frame a byte at a time costs its bytes, not an object each.
             kept = self._kept_frame
@@ -691,7 +705,7 @@ class Engine:
                 self._kept_frame = None
                 kept += chunk
                 chunk = bytes(kept)
-            self._end_frame(chunk)
+            self._end_frame(chunk, False)
             return
         self._data_chunk(chunk, frame_done, False)
 
@@ -722,8 +736,8 @@ class Engine:
             return
         self._frame_left = -1
         self._frame_buf = None
-        if self._extensions:
-            self._end_frame(buf)
+        if self._whole_frames:
+            self._end_frame(buf, not self._extensions)
         else:
             self._data_chunk(buf, True, True)
 
@@ -812,8 +826,11 @@ class Engine:
         else:
             self._sink.on_message(message)
 
-    def _end_frame(self, payload: bytes) -> None:
-        """A whole frame kept for control or extension handling arrived."""
+    def _end_frame(self, payload: bytes, checked: bool) -> None:
+        """A whole frame kept for control, extension or frame API handling arrived.
+
+        ``checked``: a text frame's payload was checked as UTF-8 already.
+        """
         opcode = self._opcode
         if opcode < 8:
             if self._extensions:
@@ -822,8 +839,12 @@ class Engine:
                     payload = ext.decode(opcode, payload, self._fin, self._rsv, max_size)
                 if self.max_size >= 0 and self._msg_size + len(payload) > self.max_size:
                     raise PayloadTooBig(f"message over {self.max_size} bytes")
-            self._data_chunk(payload, True, False)
-        elif opcode == OP_PING:
+            if self._frames:
+                self._data_frame(payload, checked)
+            else:
+                self._data_chunk(payload, True, False)
+            return
+        if opcode == OP_PING:
             if self.state == OPEN:
                 if self._hold_pongs:
                     self._held_pong = payload  # answers this ping and those before it
@@ -834,6 +855,42 @@ class Engine:
             self._sink.on_pong(payload)
         else:
             self._receive_close(payload)
+            if not self._frames:
+                return
+        if self._frames:
+            self._sink.on_frame(opcode, payload, True, 0)
+
+    def _data_frame(self, payload: bytes, checked: bool) -> None:
+        """Frame API: a data frame goes up as it is, after the rules a message keeps.
+
+        Text is checked as UTF-8 across the message's frames (a character
+        may span them), failing at once on a bad byte and at the last frame
+        on a character left incomplete; ``max_size`` holds for the message.
+        """
+        fin = self._fin
+        if self._msg_opcode == OP_TEXT:
+            if not checked:
+                self._check_text(payload)
+            if fin and not self._text_complete():
+                raise ProtocolError("invalid UTF-8 in text message", 1007)
+        self._msg_size += len(payload)
+        if fin:
+            self._msg_opcode = 0
+            self._msg_size = 0
+        self._sink.on_frame(self._opcode, payload, fin, self._rsv)
+
+    def _text_complete(self) -> bool:
+        """Whether the text checked so far ends between characters (and reset the check)."""
+        if not cython.compiled:
+            decoder = self._decoder
+            if decoder is None:
+                return True
+            pending = decoder.getstate()[0]
+            decoder.reset()
+            return not pending
+        state = self._utf8_state
+        self._utf8_state = 0
+        return state == 0
 
     def _receive_close(self, payload: bytes) -> None:
         if len(payload) == 0:
@@ -1013,6 +1070,65 @@ class Engine:
             self._held_pong = None
             if self.state == OPEN:
                 self._write_frame(OP_PONG, payload, True, 0)
+
+    def send_frame(
+        self, opcode: int, payload: bytes | bytearray | memoryview, fin: bool = True, rsv: int = 0
+    ) -> None:
+        """Send one frame the application built, data or control, as it is.
+
+        Data frames keep RFC 6455 5.4's order (TEXT or BINARY starts a
+        message, CONT continues it, FIN ends it) and bypass extensions: RSV
+        bits (``rsv``: 0x40, 0x20, 0x10) are allowed only when an extension
+        that owns them was negotiated (else :class:`ValueError`), and then
+        the payload is the extension's (compressed, say).  A CLOSE frame
+        starts the closing handshake as :meth:`send_close` does.
+        """
+        if rsv & ~0x70:
+            raise ValueError(f"not RSV bits: {rsv:#x}")
+        if opcode >= 8:
+            if rsv:
+                raise ValueError("RSV bits on a control frame")
+            if not fin:
+                raise ValueError("a control frame cannot be fragmented")
+            data = bytes(payload)
+            if opcode == OP_CLOSE:
+                if len(data) == 1 or len(data) > 125:
+                    raise ValueError("a close frame carries 0 or 2 to 125 bytes")
+                if not data:
+                    self.send_close(1005)
+                    return
+                try:
+                    reason = data[2:].decode("utf-8")
+                except UnicodeDecodeError:
+                    raise ValueError("close reason is not UTF-8") from None
+                self.send_close((data[0] << 8) | data[1], reason)
+                return
+            if opcode not in (OP_PING, OP_PONG):
+                raise ValueError(f"reserved opcode {opcode}")
+            self._send_control(opcode, data)
+            return
+        if rsv & ~self._rsv_allowed:
+            raise ValueError("RSV bits without a negotiated extension that owns them")
+        if self.state != OPEN:
+            raise InvalidState("connection is closing or closed")
+        if opcode == OP_CONT:
+            if self._out_opcode == 0:
+                raise InvalidState("no fragmented message to continue")
+            if rsv:
+                raise ValueError("RSV bits on a continuation frame")
+        elif opcode in (OP_TEXT, OP_BINARY):
+            if self._out_opcode != 0:
+                raise InvalidState("a fragmented message is in progress")
+            if self.only_opcode and opcode != self.only_opcode:
+                self._wrong_type()
+        else:
+            raise ValueError(f"reserved opcode {opcode}")
+        if fin:
+            self._out_opcode = 0
+        elif opcode != OP_CONT:
+            self._out_opcode = opcode
+            self._out_raw = True
+        self._write_frame(opcode, payload, fin, rsv)
 
     def send_ping(self, payload: bytes = b"") -> None:
         """Send a ping (at most 125 bytes)."""

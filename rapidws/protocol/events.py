@@ -12,7 +12,16 @@ import dataclasses
 
 from ..exceptions import ProtocolError
 
-__all__ = ["CloseReceived", "Event", "EventSink", "Failed", "Message", "Ping", "Pong"]
+__all__ = [
+    "CloseReceived",
+    "Event",
+    "EventSink",
+    "Failed",
+    "FrameReceived",
+    "Message",
+    "Ping",
+    "Pong",
+]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -46,7 +55,17 @@ class Failed:
     reason: str
 
 
-Event = Message | Ping | Pong | CloseReceived | Failed
+@dataclasses.dataclass(frozen=True, slots=True)
+class FrameReceived:
+    """A frame, with the frame API (``Engine(frames=True)``); ``rsv`` as on the wire."""
+
+    opcode: int
+    payload: bytes
+    fin: bool
+    rsv: int
+
+
+Event = Message | Ping | Pong | CloseReceived | Failed | FrameReceived
 
 
 class EventSink:
@@ -77,6 +96,9 @@ class EventSink:
 
     def on_fail(self, exc: ProtocolError) -> None:
         self.events.append(Failed(exc.code, str(exc)))
+
+    def on_frame(self, opcode: int, payload: bytes, fin: bool, rsv: int) -> None:
+        self.events.append(FrameReceived(opcode, payload, fin, rsv))
 
     def take_events(self) -> list[Event]:
         """Return and forget the events so far."""

@@ -119,6 +119,16 @@ class Frame:
     rsv2: bool = False
     rsv3: bool = False
 
+    @classmethod
+    def from_wire(cls, opcode: int, payload: bytes, fin: bool, rsv: int) -> Frame:
+        """A frame from its parts, ``rsv`` as the header's bits (0x40, 0x20, 0x10)."""
+        return cls(opcode, payload, fin, bool(rsv & 0x40), bool(rsv & 0x20), bool(rsv & 0x10))
+
+    @property
+    def rsv(self) -> int:
+        """The RSV bits as in the header: 0x40 (RSV1), 0x20 (RSV2), 0x10 (RSV3)."""
+        return (0x40 if self.rsv1 else 0) | (0x20 if self.rsv2 else 0) | (0x10 if self.rsv3 else 0)
+
     def __str__(self) -> str:
         name = Opcode(self.opcode).name if self.opcode in Opcode._value2member_map_ else "?"
         flags = "".join(
