@@ -207,15 +207,17 @@ class ListenerConnection(BaseConnection):
             self._callback_failed(exc)
 
     def _callback_failed(self, exc: Exception) -> None:
-        """A listener callback raised: log it, tell on_error, close with 1011."""
+        """A listener callback raised: log it, tell on_error, fail with 1011.
+
+        Nothing more is delivered, not even the rest of the read being
+        handled (as for a handler of the async API that raises).
+        """
         logger.error("listener callback failed", exc_info=exc)
         try:
             self.listener.on_error(self, exc)
         except Exception:
             logger.error("listener on_error failed", exc_info=True)
-        if self.engine is not None and self.engine.state == OPEN:
-            self.engine.send_close(1011, "internal error")
-            self._start_close_timer()
+        self.fail(1011, "internal error")
 
 
 ListenerFactory = Callable[[Request], "Listener | Response | None"]

@@ -15,7 +15,7 @@ from ..io import network
 from ..io.deadlines import Deadlines
 from ..io.transport import BaseConnection
 from ..io.transport import logger as default_logger
-from ..protocol.engine import OPEN, SERVER
+from ..protocol.engine import SERVER
 from ..protocol.extensions.base import ServerExtensionFactory
 from ..protocol.extensions.permessage_deflate import enable_server_permessage_deflate
 from ..protocol.handshake import ServerHandshake
@@ -81,10 +81,9 @@ class ServerConnection(Connection):
             return
         except Exception:
             self.server.logger.error("connection handler failed", exc_info=True)
-            if self.engine is not None and self.engine.state == OPEN:
-                await self.close(1011, "internal error")
-            else:
-                await self.wait_closed()
+            # Failed, not closed: no more messages, as for a Listener whose callback raises.
+            self.fail(1011, "internal error")
+            await self.wait_closed()
             return
         await self.close()
 

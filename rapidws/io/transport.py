@@ -805,6 +805,8 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         engine = self.engine
         if engine is not None and engine.state != CLOSED:
             engine.fail(code, reason)
+            self._failure = engine.failure
+            self._start_close_timer()
         elif self.transport is not None and engine is None:
             self.transport.close()
 

@@ -129,6 +129,7 @@ cdef class Engine:
     cdef _receive_close(self, bytes payload)
     cdef _keep_after_close(self, bytes data, Py_ssize_t pos, Py_ssize_t end)
     cdef _fail(self, object exc)
+    cdef _drop_input(self)
     cdef _send_control(self, int opcode, bytes payload)
     cdef _send_close_frame(self, int code, str reason)
     @cython.locals(b0=int, n=Py_ssize_t, key=bytes, rest=bytes, header=bytes)

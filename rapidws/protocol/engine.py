@@ -11,6 +11,46 @@ incomplete header are kept between calls.  So text is validated as UTF-8
 while it arrives (a peer sending invalid UTF-8 is failed at the first bad
 byte, even mid-frame) and ``max_size`` is checked against the header before
 any payload is stored.
+
+Closing and failing (RFC 6455 5.5.1, 7.1), all of it, as :data:`CLOSE_RULES`
+has it (``tests/protocol/test_close_rules.py`` runs the engine through every
+row).  States: OPEN; CLOSING, we sent a close frame and wait for the peer's;
+CLOSED, the closing handshake is over or the connection failed.  "Server
+half-closes" is ``sink.write_eof()``: RFC 6455 7.1.1, the server closes TCP
+first.
+
+=========  =====================  =========  ==========================================
+state      event                  new state  what the engine does
+=========  =====================  =========  ==========================================
+OPEN       peer's close frame     CLOSED     echoes its code; ``on_close``; server half-closes
+OPEN       ``send_close``         CLOSING    sends the close frame
+OPEN       peer's protocol error  CLOSED     ``on_fail``; sends a close frame with the error's
+                                             code (now, or when the sink flushes it);
+                                             server half-closes; input stops
+OPEN       ``fail`` (local)       CLOSED     sends a close frame with the code; server
+                                             half-closes; input stops, the rest of the
+                                             read being handled too
+OPEN       data frame             OPEN       delivered
+OPEN       end of stream          CLOSED     nothing (the peer's code is 1006)
+CLOSING    peer's close frame     CLOSED     ``on_close``; server half-closes
+CLOSING    ``send_close``         CLOSING    raises ``InvalidState``
+CLOSING    peer's protocol error  CLOSED     ``on_fail`` (no second close frame); server
+                                             half-closes; input stops
+CLOSING    ``fail`` (local)       CLOSED     no second close frame; server half-closes;
+                                             input stops
+CLOSING    data frame             CLOSING    delivered: the peer may have sent it before
+                                             it saw our close frame
+CLOSING    end of stream          CLOSED     nothing
+CLOSED     anything received      CLOSED     ignored (``after_close`` keeps what followed
+                                             the peer's close frame in that read)
+CLOSED     ``send_close``         CLOSED     raises ``InvalidState``
+CLOSED     ``fail`` (local)       CLOSED     nothing
+=========  =====================  =========  ==========================================
+
+So after a failure, the peer's or a local one (a callback or a handler that
+raises fails the connection with 1011), the application is given nothing
+more; after a local close it still gets what the peer sent before its close
+frame.  Both APIs agree: they are this engine.
 """
 
 from __future__ import annotations
@@ -66,6 +106,31 @@ CLIENT = 1
 OPEN = 1
 CLOSING = 2  # we sent a close frame and wait for the peer's
 CLOSED = 3  # the close handshake is over, or the connection failed
+
+#: The table of the module docstring, as data: (state, event) -> (new state,
+#: what the engine writes, whether the server half-closes, what the sink is
+#: told).  ``written``: "close" (a close frame), "echo" (a close frame with the
+#: peer's code), "" (nothing); ``error``: the call raises InvalidState.
+CLOSE_RULES: dict[tuple[int, str], tuple[int, str, bool, str]] = {
+    (1, "close frame"): (3, "echo", True, "on_close"),
+    (1, "send_close"): (2, "close", False, ""),
+    (1, "protocol error"): (3, "close", True, "on_fail"),
+    (1, "fail"): (3, "close", True, ""),
+    (1, "data frame"): (1, "", False, "on_message"),
+    (1, "end of stream"): (3, "", False, ""),
+    (2, "close frame"): (3, "", True, "on_close"),
+    (2, "send_close"): (2, "error", False, ""),
+    (2, "protocol error"): (3, "", True, "on_fail"),
+    (2, "fail"): (3, "", True, ""),
+    (2, "data frame"): (2, "", False, "on_message"),
+    (2, "end of stream"): (3, "", False, ""),
+    (3, "close frame"): (3, "", False, ""),
+    (3, "data frame"): (3, "", False, ""),
+    (3, "protocol error"): (3, "", False, ""),
+    (3, "send_close"): (3, "error", False, ""),
+    (3, "fail"): (3, "", False, ""),
+    (3, "end of stream"): (3, "", False, ""),
+}
 
 # Opcodes, as plain ints for the hot path.
 OP_CONT = 0x0
@@ -923,14 +988,17 @@ class Engine:
         calls :meth:`flush_failure` if it asked to defer it.
         """
         self.failure = exc
+        self._drop_input()
+        if not self._sink.on_fail(exc):
+            self.flush_failure()
+
+    def _drop_input(self) -> None:
+        """Nothing more is received: what was being gathered goes now, not at the TCP close."""
         self._pending = b""
-        # Nothing more is received: what was being gathered goes now, not at the TCP close.
         self._msg_buf = None
         self._kept_frame = None
         self._frame_buf = None
         self._early = None
-        if not self._sink.on_fail(exc):
-            self.flush_failure()
 
     def flush_failure(self) -> None:
         """Send the close frame of a failure; the server then half-closes."""
@@ -944,10 +1012,19 @@ class Engine:
             self._sink.write_eof()
 
     def fail(self, code: int, reason: str = "") -> None:
-        """Fail the connection on the local side's initiative (e.g. 1011)."""
+        """Fail the connection on the local side's initiative (e.g. 1011).
+
+        The close frame (if none went yet) goes at once and nothing more is
+        received: not even the rest of the read being handled, when a
+        callback fails the connection (see :data:`CLOSE_RULES`).  The sink's
+        ``on_fail`` is not called: it is for the peer's faults, and the
+        caller knows of this one.
+        """
         if self.state == CLOSED or self.failure is not None:
             return
-        self._fail(ProtocolError(reason, code))
+        self.failure = ProtocolError(reason, code)
+        self._drop_input()
+        self.flush_failure()
 
     # ----------------------------------------------------------------- output
 
