@@ -56,6 +56,9 @@ class Listener:
         """With ``frames=True``: each frame as it arrives, data and control, instead of
         messages (a ping is answered already, a close too)."""
 
+    def on_rtt(self, conn: ListenerConnection, seconds: float) -> None:
+        """A round-trip time, measured by an ``AutoPing`` stage."""
+
     def on_error(self, conn: ListenerConnection, exc: BaseException) -> None:
         """A callback raised, or the peer broke the protocol."""
 
@@ -175,6 +178,9 @@ class ListenerConnection(BaseConnection):
 
     def on_ping(self, payload: bytes) -> None:
         self._call(self.listener.on_ping, self, payload)
+
+    def _rtt_hook(self, seconds: float) -> None:
+        self._call(self.listener.on_rtt, self, seconds)
 
     def on_pong(self, payload: bytes) -> None:
         super().on_pong(payload)

@@ -13,7 +13,7 @@ handshake and hands the stream back, still open, for another protocol.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..exceptions import InvalidMessage
@@ -28,6 +28,7 @@ from ..protocol.extensions.permessage_deflate import (
 )
 from ..protocol.handshake import ClientHandshake, HeadersLike, ServerHandshake
 from ..protocol.http11 import Request, Response
+from ..protocol.pipeline import Stage
 from .client import ClientConnection
 from .connection import Connection
 from .server import ProcessRequest
@@ -87,6 +88,7 @@ async def attach(
     max_fragment_size: int | None = None,
     mode: str | None = None,
     frames: bool = False,
+    stages: Sequence[Stage | Callable[[], Stage]] | None = None,
 ) -> Connection | ListenerConnection:
     """Run WebSocket on an established stream, as its ``side`` (``"client"`` or ``"server"``).
 
@@ -120,6 +122,7 @@ async def attach(
         "max_fragment_size": max_fragment_size,
         "mode": mode,
         "frames": frames,
+        "stages": stages,
     }
     conn: BaseConnection
     if side == "client":

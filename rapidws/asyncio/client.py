@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl as ssl_module
 import urllib.parse
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from types import TracebackType
 from typing import Any, cast
 
@@ -16,6 +16,7 @@ from ..protocol.engine import CLIENT
 from ..protocol.extensions.base import ClientExtensionFactory
 from ..protocol.extensions.permessage_deflate import enable_client_permessage_deflate
 from ..protocol.handshake import ClientHandshake, HeadersLike, Redirect
+from ..protocol.pipeline import Stage
 from .connection import Connection
 
 __all__ = ["ClientConnection", "connect"]
@@ -72,6 +73,7 @@ class connect:
         max_fragment_size: int | None = None,
         mode: str | None = None,
         frames: bool = False,
+        stages: Sequence[Stage | Callable[[], Stage]] | None = None,
         max_redirects: int = 10,
         ssl: ssl_module.SSLContext | bool | None = None,
         server_hostname: str | None = None,
@@ -102,6 +104,7 @@ class connect:
             "max_fragment_size": max_fragment_size,
             "mode": mode,
             "frames": frames,
+            "stages": stages,
         }
         self.open_timeout = open_timeout
         self.max_redirects = max_redirects

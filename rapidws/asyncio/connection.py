@@ -47,6 +47,7 @@ class Connection(BaseConnection):
         self._paused_reading = False
         self._send_lock: asyncio.Lock | None = None  # held while a fragmented send runs
         self._fail_after_drain = False
+        self._rtt_waiter: asyncio.Future[float] | None = None  # see wait_rtt
 
     # ------------------------------------------------------------- receiving
 
@@ -108,6 +109,22 @@ class Connection(BaseConnection):
             if not decode and type(message) is str:
                 return message.encode("utf-8")
         return message
+
+    def _rtt_hook(self, seconds: float) -> None:
+        waiter = self._rtt_waiter
+        self._rtt_waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(seconds)
+
+    async def wait_rtt(self) -> float:
+        """The next round-trip time an ``AutoPing`` stage measures, in seconds."""
+        waiter = self._rtt_waiter
+        if waiter is None:
+            waiter = self._rtt_waiter = self.loop.create_future()
+        if self._lost.done():
+            raise self._closed_error()
+        seconds: float = await asyncio.shield(waiter)
+        return seconds
 
     async def recv_frame(self) -> Frame:
         """With ``frames=True``: the next frame, data or control, as it came.

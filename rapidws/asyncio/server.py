@@ -20,6 +20,7 @@ from ..protocol.extensions.base import ServerExtensionFactory
 from ..protocol.extensions.permessage_deflate import enable_server_permessage_deflate
 from ..protocol.handshake import ServerHandshake
 from ..protocol.http11 import Request, Response
+from ..protocol.pipeline import Stage
 from .connection import Connection
 
 __all__ = ["Server", "ServerConnection", "serve"]
@@ -229,6 +230,7 @@ class serve:
         max_fragment_size: int | None = None,
         mode: str | None = None,
         frames: bool = False,
+        stages: Sequence[Stage | Callable[[], Stage]] | None = None,
         ssl: ssl_module.SSLContext | None = None,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         create_connection: type[ServerConnection] | None = None,
@@ -261,6 +263,7 @@ class serve:
             "max_fragment_size": max_fragment_size,
             "mode": mode,
             "frames": frames,
+            "stages": stages,
         }
         self.create_server_kwargs = kwargs
         self.fastnet = fastnet

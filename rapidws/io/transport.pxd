@@ -41,6 +41,7 @@ cdef class BaseConnection(SinkBase):
     cdef public object _opened
     cdef public bint _paused_writing
     cdef public object _pings
+    cdef public object _pipe
     cdef public object _private_buf
     cdef public _ReadBuffer _rbuf
     cdef public int _read_pauses
@@ -67,6 +68,7 @@ cdef class BaseConnection(SinkBase):
     cdef public object ping_timeout
     cdef public object request
     cdef public object response
+    cdef public object stages
     cdef public object subprotocol
     cdef public object transport
     cdef public object write_high

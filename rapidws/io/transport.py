@@ -259,6 +259,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         "_opened",
         "_paused_writing",
         "_pings",
+        "_pipe",
         "_private_buf",
         "_rbuf",
         "_read_pauses",
@@ -285,6 +286,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         "ping_timeout",
         "request",
         "response",
+        "stages",
         "subprotocol",
         "transport",
         "write_high",
@@ -309,6 +311,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         deadlines: Deadlines | None = None,
         mode: str | None = None,
         frames: bool = False,
+        stages: Any = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         # A server's connections share its timers; a lone connection uses the loop's.
@@ -330,6 +333,9 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
             raise ValueError(f"mode must be None, 'text' or 'binary', not {mode!r}")
         self.mode = mode  # text-only or binary-only (see Engine)
         self.frame_mode = frames  # frames go up one by one, not as messages (see Engine)
+        # Pipeline stages (rapidws.protocol.pipeline); None: the engine alone, no pipe.
+        self.stages = None if stages is None else list(stages)
+        self._pipe: Any = None
         self.transport: asyncio.Transport | None = None
         self.engine: Engine | None = None
         self.request: Request | None = None
@@ -490,6 +496,8 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
             self._pings.clear()
         self._wake_drain_waiters()
         self._lost.set_result(None)
+        if self._pipe is not None:
+            self._pipe.closed()
         self._lost_hook()
 
     def _pause_reading(self, reason: int) -> None:
@@ -676,21 +684,36 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         if self._open_timer is not None:
             self._open_timer.cancel()
             self._open_timer = None
-        self.engine = Engine(
-            self.side,
-            self,
-            max_size=self.max_size,
-            extensions=self.extensions,
-            max_fragment_size=self.max_fragment_size,
-            mode=self.mode,
-            frames=self.frame_mode,
-        )
+        if self.stages is None:
+            self.engine = Engine(
+                self.side,
+                self,
+                max_size=self.max_size,
+                extensions=self.extensions,
+                max_fragment_size=self.max_fragment_size,
+                mode=self.mode,
+                frames=self.frame_mode,
+            )
+        else:
+            from .pipeline import open_pipeline
+
+            self.engine = open_pipeline(
+                self,
+                self.stages,
+                max_size=self.max_size,
+                extensions=self.extensions,
+                max_fragment_size=self.max_fragment_size,
+                mode=self.mode,
+                frames=self.frame_mode,
+            )
         if response_bytes:
             self.write(response_bytes)
         if self.ping_interval is not None:
             self._keepalive_timer = self._call_later(self.ping_interval, self._keepalive)
         self._opened.set_result(None)
         self._opened_hook()
+        if self._pipe is not None:
+            self._pipe.opened()
         if rest:
             self.engine.receive_data(rest)
 
@@ -901,6 +924,14 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
             if data == payload:
                 self.latency = latency
                 break
+
+    def _report_rtt(self, seconds: float) -> None:
+        """A round-trip time measured by a stage (``AutoPing``)."""
+        self.latency = seconds
+        self._rtt_hook(seconds)
+
+    def _rtt_hook(self, seconds: float) -> None:
+        """Tell the application of a round-trip time."""
 
     def _keepalive(self) -> None:
         self._keepalive_timer = None

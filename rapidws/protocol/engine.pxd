@@ -66,6 +66,7 @@ cdef class Engine:
     cdef public list _extensions
     cdef public int _rsv_allowed
     cdef public bint _frames
+    cdef public bint _auto_pong
     cdef public bint _whole_frames
     cdef public bytes _pending
     cdef public bint _borrowed

@@ -444,6 +444,7 @@ class Engine:
     """
 
     __slots__ = (
+        "_auto_pong",
         "_borrowed",
         "_csink",
         "_decoder",
@@ -494,6 +495,7 @@ class Engine:
         max_fragment_size: int | None = None,
         mode: str | None = None,
         frames: bool = False,
+        auto_pong: bool = True,
     ) -> None:
         if side not in (SERVER, CLIENT):
             raise ValueError("side must be SERVER or CLIENT")
@@ -515,6 +517,8 @@ class Engine:
         self._rsv_allowed = rsv_allowed
         # frames=True: data frames go up one by one (sink.on_frame), not as messages.
         self._frames = frames
+        # Pings answered here (RFC 6455 5.5.2); False: the application answers.
+        self._auto_pong = auto_pong
         # Data frames are gathered whole before they are handled (see _end_frame).
         self._whole_frames = frames or bool(self._extensions)
         # Parser state.
@@ -910,7 +914,7 @@ class Engine:
                 self._data_chunk(payload, True, False)
             return
         if opcode == OP_PING:
-            if self.state == OPEN:
+            if self.state == OPEN and self._auto_pong:
                 if self._hold_pongs:
                     self._held_pong = payload  # answers this ping and those before it
                 else:
