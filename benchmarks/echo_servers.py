@@ -37,6 +37,8 @@ LIBS = (
     "rapidws",
     "rapidws+zlib-ng",
     "rapidws-callback",
+    "rapidws-frames",
+    "rapidws-attach",
     "websockets",
     "picows.websockets",
     "picows",
@@ -98,6 +100,42 @@ def _rapidws_callback(args: argparse.Namespace) -> Serving:
         lambda request: listener, args.host, args.port, **_options(args)
     )
     return _serving(server, args)
+
+
+def _rapidws_frames(args: argparse.Namespace) -> Serving:
+    """The frame API (frames=True): each frame echoed as it comes, as picows' listener does."""
+    ensure_repo_on_path()
+    import rapidws
+
+    class FrameEcho(rapidws.Listener):
+        def on_frame(self, conn: Any, frame: Any) -> None:
+            if frame.opcode < 8:
+                conn.send_frame(frame)
+
+    listener = FrameEcho()
+    server = rapidws.serve_listener(
+        lambda request: listener, args.host, args.port, frames=True, **_options(args)
+    )
+    return _serving(server, args)
+
+
+@asynccontextmanager
+async def _rapidws_attach(args: argparse.Namespace) -> AsyncIterator[int]:
+    """rapidws.attach on the streams of asyncio.start_server (the async API's echo)."""
+    ensure_repo_on_path()
+    import rapidws
+
+    options = _options(args)
+
+    async def on_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ws = await rapidws.attach(reader, writer, side="server", **options)
+        await echo(ws)
+        await ws.close()
+
+    server = await asyncio.start_server(on_stream, args.host, args.port)
+    async with server:
+        yield server.sockets[0].getsockname()[1]
+        server.close()
 
 
 @asynccontextmanager
@@ -180,6 +218,10 @@ def serving(args: argparse.Namespace) -> Serving:
         return _websockets_like("rapidws", args)
     if args.lib == "rapidws-callback":
         return _rapidws_callback(args)
+    if args.lib == "rapidws-frames":
+        return _rapidws_frames(args)
+    if args.lib == "rapidws-attach":
+        return _rapidws_attach(args)
     if args.lib == "picows":
         return _picows(args)
     if args.lib == "aiohttp":

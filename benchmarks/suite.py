@@ -92,6 +92,8 @@ SERVERS = {
     s.name: s
     for s in (
         ServerSpec("rapidws callback", "rapidws-callback"),
+        ServerSpec("rapidws frames", "rapidws-frames"),
+        ServerSpec("rapidws attach", "rapidws-attach"),
         ServerSpec("rapidws async", "rapidws"),
         ServerSpec("rapidws pure", "rapidws", pure=True),
         ServerSpec("picows", "picows"),
