@@ -11,3 +11,4 @@ cdef class ListenerConnection(BaseConnection):
     cdef public int side
 
     cpdef on_message(self, object message)
+    cpdef on_frame(self, int opcode, bytes payload, bint fin, int rsv)

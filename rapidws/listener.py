@@ -117,7 +117,9 @@ class ListenerConnection(BaseConnection):
         if engine is None or engine.state != OPEN:
             raise self._closed_error()
         if isinstance(frame, Frame):
-            engine.send_frame(frame.opcode, frame.payload, frame.fin, frame.rsv)
+            opcode, data, final, rsv1, rsv2, rsv3 = frame
+            rsv = (0x40 if rsv1 else 0) | (0x20 if rsv2 else 0) | (0x10 if rsv3 else 0)
+            engine.send_frame(opcode, data, final, rsv)
         else:
             engine.send_data(frame, payload, fin)
 

@@ -17,20 +17,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..exceptions import InvalidMessage
-from ..http.uri import parse_uri
 from ..io.transport import BaseConnection
 from ..listener import Listener, ListenerConnection
 from ..protocol.engine import SERVER
 from ..protocol.extensions.base import Extension
-from ..protocol.extensions.permessage_deflate import (
-    enable_client_permessage_deflate,
-    enable_server_permessage_deflate,
-)
-from ..protocol.handshake import ClientHandshake, HeadersLike, ServerHandshake
+from ..protocol.handshake import HeadersLike, ServerHandshake
 from ..protocol.http11 import Request, Response
 from ..protocol.pipeline import Stage
 from .client import ClientConnection
 from .connection import Connection
+from .opening import make_client_handshake, make_server_handshake
 from .server import ProcessRequest
 
 __all__ = ["AttachedServerConnection", "attach"]
@@ -106,8 +102,6 @@ async def attach(
     """
     if side not in ("client", "server"):
         raise ValueError(f"side must be 'client' or 'server', not {side!r}")
-    if compression not in ("deflate", None):
-        raise ValueError(f"unsupported compression: {compression}")
     transport: Any = writer.transport
     if transport.is_closing() or reader.at_eof():
         raise ConnectionError("attach: the stream is closed")
@@ -128,26 +122,24 @@ async def attach(
     if side == "client":
         if handshake and uri is None:
             raise ValueError("attach(side='client') needs uri= for the opening handshake")
-        wsuri = parse_uri(uri or "ws://localhost/")
-        client_handshake = ClientHandshake(
-            host=wsuri.host_header,
-            path=wsuri.resource_name,
+        client_handshake = make_client_handshake(
+            uri or "ws://localhost/",
             subprotocols=subprotocols,
-            extensions=enable_client_permessage_deflate(None) if compression else None,
+            compression=compression,
             additional_headers=additional_headers,
             origin=origin,
-            user_agent=user_agent_header,
+            user_agent_header=user_agent_header,
         )
         if listener is not None:
             conn = ListenerConnection(listener, client_handshake, **options)
         else:
             conn = ClientConnection(client_handshake, **options)
     else:
-        server_handshake = ServerHandshake(
+        server_handshake = make_server_handshake(
             subprotocols=subprotocols,
-            extensions=enable_server_permessage_deflate(None) if compression else None,
-            server_header=server_header,
             select_subprotocol=select_subprotocol,
+            compression=compression,
+            server_header=server_header,
         )
         if listener is not None:
             conn = ListenerConnection(listener, server_handshake, **options)

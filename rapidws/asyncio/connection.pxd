@@ -15,5 +15,6 @@ cdef class Connection(BaseConnection):
     cdef public bint _fail_after_drain
 
     cpdef on_message(self, object message)
+    cpdef on_frame(self, int opcode, bytes payload, bint fin, int rsv)
     cdef object _new_waiter(self)
     cdef object _take_message(self)

@@ -69,6 +69,48 @@ async def _with_timeout(what: str, timeout: float | None, coro: Awaitable[T]) ->
         ) from None
 
 
+def make_client_handshake(
+    uri: str,
+    *,
+    subprotocols: Sequence[str] | None = None,
+    compression: str | None = "deflate",
+    additional_headers: HeadersLike | None = None,
+    origin: str | None = None,
+    user_agent_header: str | None = "rapidws",
+) -> ClientHandshake:
+    """The client's handshake for ``uri`` with ``connect``'s handshake options."""
+    if compression not in ("deflate", None):
+        raise ValueError(f"unsupported compression: {compression}")
+    wsuri = parse_uri(uri)
+    return ClientHandshake(
+        host=wsuri.host_header,
+        path=wsuri.resource_name,
+        subprotocols=subprotocols,
+        extensions=enable_client_permessage_deflate(None) if compression else None,
+        additional_headers=additional_headers,
+        origin=origin,
+        user_agent=user_agent_header,
+    )
+
+
+def make_server_handshake(
+    *,
+    subprotocols: Sequence[str] | None = None,
+    select_subprotocol: Callable[[list[str]], str | None] | None = None,
+    compression: str | None = "deflate",
+    server_header: str | None = "rapidws",
+) -> ServerHandshake:
+    """The server's handshake with ``serve``'s handshake options."""
+    if compression not in ("deflate", None):
+        raise ValueError(f"unsupported compression: {compression}")
+    return ServerHandshake(
+        subprotocols=subprotocols,
+        extensions=enable_server_permessage_deflate(None) if compression else None,
+        server_header=server_header,
+        select_subprotocol=select_subprotocol,
+    )
+
+
 async def client_handshake(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
@@ -92,18 +134,14 @@ async def client_handshake(
     :class:`~rapidws.exceptions.InvalidHandshake`; no answer within
     ``timeout`` seconds, :class:`TimeoutError`.
     """
-    if compression not in ("deflate", None):
-        raise ValueError(f"unsupported compression: {compression}")
-    wsuri = parse_uri(uri)
     opening = ClientOpening(
-        ClientHandshake(
-            host=wsuri.host_header,
-            path=wsuri.resource_name,
+        make_client_handshake(
+            uri,
             subprotocols=subprotocols,
-            extensions=enable_client_permessage_deflate(None) if compression else None,
+            compression=compression,
             additional_headers=additional_headers,
             origin=origin,
-            user_agent=user_agent_header,
+            user_agent_header=user_agent_header,
         ),
         max_header_bytes=max_header_bytes,
     )
@@ -180,14 +218,12 @@ async def server_handshake(
     :class:`~rapidws.exceptions.InvalidHandshake`; no whole head within
     ``timeout`` seconds raises :class:`TimeoutError`.
     """
-    if compression not in ("deflate", None):
-        raise ValueError(f"unsupported compression: {compression}")
     opening = ServerOpening(
-        ServerHandshake(
+        make_server_handshake(
             subprotocols=subprotocols,
-            extensions=enable_server_permessage_deflate(None) if compression else None,
-            server_header=server_header,
             select_subprotocol=select_subprotocol,
+            compression=compression,
+            server_header=server_header,
         ),
         max_header_bytes=max_header_bytes,
     )

@@ -76,6 +76,7 @@ cdef class BaseConnection(SinkBase):
 
     cpdef write(self, object data)
     cpdef on_message(self, object message)
+    cpdef on_frame(self, int opcode, bytes payload, bint fin, int rsv)
 
 cdef Py_ssize_t _IOV_MAX
 

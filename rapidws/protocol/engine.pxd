@@ -53,6 +53,7 @@ cdef bytes _truncate_reason(str reason)
 cdef class SinkBase:
     cpdef write(self, object data)
     cpdef on_message(self, object message)
+    cpdef on_frame(self, int opcode, bytes payload, bint fin, int rsv)
 
 
 cdef class Engine:
@@ -94,6 +95,7 @@ cdef class Engine:
     @cython.locals(limit=Py_ssize_t)
     cpdef send_message(self, object data, bint raw=*, Py_ssize_t max_fragment_size=*)
     cdef _wrong_type(self)
+    cdef _check_data_frame(self, int opcode)
     @cython.locals(n=Py_ssize_t, start=Py_ssize_t, rsv=int)
     cdef _send_fragmented(self, int opcode, bytes payload, bint raw, Py_ssize_t limit)
     cpdef send_data(self, int opcode, object payload, bint fin=*, bint raw=*)

@@ -372,6 +372,10 @@ class SinkBase:
         """A whole message arrived: ``str`` for text, ``bytes`` for binary."""
         raise NotImplementedError
 
+    def on_frame(self, opcode: int, payload: bytes, fin: bool, rsv: int) -> None:
+        """With ``frames=True``: a frame arrived (see :meth:`Sink.on_frame`)."""
+        raise NotImplementedError
+
 
 class _DetachedSink:
     """The sink of a released engine: writes and events go nowhere."""
@@ -946,7 +950,11 @@ class Engine:
         if fin:
             self._msg_opcode = 0
             self._msg_size = 0
-        self._sink.on_frame(self._opcode, payload, fin, self._rsv)
+        csink = self._csink
+        if csink is not None:
+            csink.on_frame(self._opcode, payload, fin, self._rsv)
+        else:
+            self._sink.on_frame(self._opcode, payload, fin, self._rsv)
 
     def _text_complete(self) -> bool:
         """Whether the text checked so far ends between characters (and reset the check)."""
@@ -1106,18 +1114,7 @@ class Engine:
 
         ``raw`` on the first frame sends the whole message bypassing extensions.
         """
-        if self.state != OPEN:
-            raise InvalidState("connection is closing or closed")
-        if opcode == OP_CONT:
-            if self._out_opcode == 0:
-                raise InvalidState("no fragmented message to continue")
-        elif opcode in (OP_TEXT, OP_BINARY):
-            if self._out_opcode != 0:
-                raise InvalidState("a fragmented message is in progress")
-            if self.only_opcode and opcode != self.only_opcode:
-                self._wrong_type()
-        else:
-            raise ValueError(f"not a data opcode: {opcode}")
+        self._check_data_frame(opcode)
         if opcode == OP_CONT:
             raw = self._out_raw
         if fin:
@@ -1151,6 +1148,22 @@ class Engine:
             self._held_pong = None
             if self.state == OPEN:
                 self._write_frame(OP_PONG, payload, True, 0)
+
+    def _check_data_frame(self, opcode: int) -> None:
+        """RFC 6455 5.4's order for a data frame about to be sent: TEXT or BINARY
+        starts a message, CONT continues the one in progress."""
+        if self.state != OPEN:
+            raise InvalidState("connection is closing or closed")
+        if opcode == OP_CONT:
+            if self._out_opcode == 0:
+                raise InvalidState("no fragmented message to continue")
+        elif opcode in (OP_TEXT, OP_BINARY):
+            if self._out_opcode != 0:
+                raise InvalidState("a fragmented message is in progress")
+            if self.only_opcode and opcode != self.only_opcode:
+                self._wrong_type()
+        else:
+            raise ValueError(f"not a data opcode: {opcode}")
 
     def send_frame(
         self, opcode: int, payload: bytes | bytearray | memoryview, fin: bool = True, rsv: int = 0
@@ -1190,20 +1203,9 @@ class Engine:
             return
         if rsv & ~self._rsv_allowed:
             raise ValueError("RSV bits without a negotiated extension that owns them")
-        if self.state != OPEN:
-            raise InvalidState("connection is closing or closed")
-        if opcode == OP_CONT:
-            if self._out_opcode == 0:
-                raise InvalidState("no fragmented message to continue")
-            if rsv:
-                raise ValueError("RSV bits on a continuation frame")
-        elif opcode in (OP_TEXT, OP_BINARY):
-            if self._out_opcode != 0:
-                raise InvalidState("a fragmented message is in progress")
-            if self.only_opcode and opcode != self.only_opcode:
-                self._wrong_type()
-        else:
-            raise ValueError(f"reserved opcode {opcode}")
+        self._check_data_frame(opcode)
+        if opcode == OP_CONT and rsv:
+            raise ValueError("RSV bits on a continuation frame")
         if fin:
             self._out_opcode = 0
         elif opcode != OP_CONT:

@@ -11,6 +11,7 @@ import dataclasses
 import enum
 import os
 import struct
+from typing import Any, NamedTuple
 
 __all__ = [
     "CLOSE_CODES_ON_WIRE",
@@ -108,9 +109,15 @@ def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
     return bytes(out)
 
 
-@dataclasses.dataclass(frozen=True)
-class Frame:
-    """One WebSocket frame, payload unmasked."""
+_new_frame: Any = tuple.__new__  # Frame's fields in one tuple, no keyword handling
+
+
+class Frame(NamedTuple):
+    """One WebSocket frame, payload unmasked.
+
+    A named tuple, not a dataclass: the frame API makes one per frame, and a
+    tuple costs a third of a frozen dataclass to make.
+    """
 
     opcode: int
     payload: bytes = b""
@@ -122,7 +129,11 @@ class Frame:
     @classmethod
     def from_wire(cls, opcode: int, payload: bytes, fin: bool, rsv: int) -> Frame:
         """A frame from its parts, ``rsv`` as the header's bits (0x40, 0x20, 0x10)."""
-        return cls(opcode, payload, fin, bool(rsv & 0x40), bool(rsv & 0x20), bool(rsv & 0x10))
+        if not rsv:
+            return _new_frame(cls, (opcode, payload, fin, False, False, False))
+        return _new_frame(
+            cls, (opcode, payload, fin, rsv & 0x40 != 0, rsv & 0x20 != 0, rsv & 0x10 != 0)
+        )
 
     @property
     def rsv(self) -> int:
