@@ -11,7 +11,8 @@ import dataclasses
 import enum
 import os
 import struct
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 __all__ = [
     "CLOSE_CODES_ON_WIRE",
@@ -109,7 +110,7 @@ def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
     return bytes(out)
 
 
-_new_frame: Any = tuple.__new__  # Frame's fields in one tuple, no keyword handling
+_new_frame: Callable[..., Frame] = tuple.__new__  # Frame's fields in one tuple, no keywords
 
 
 class Frame(NamedTuple):
