@@ -23,7 +23,7 @@ from .asyncio.server import Server, serve
 from .exceptions import InvalidMessage, ProtocolError
 from .io.transport import BaseConnection
 from .protocol.engine import CLIENT, OP_BINARY, OP_TEXT, OPEN, SERVER
-from .protocol.frames import Frame
+from .protocol.frames import Frame, _new_frame
 from .protocol.handshake import ClientHandshake, ServerHandshake
 from .protocol.http11 import Request, Response
 
@@ -173,8 +173,13 @@ class ListenerConnection(BaseConnection):
             self._callback_failed(exc)
 
     def on_frame(self, opcode: int, payload: bytes, fin: bool, rsv: int) -> None:
+        # Frame.from_wire without its Python call, for the usual frame without RSV bits.
+        if rsv:
+            frame = Frame.from_wire(opcode, payload, fin, rsv)
+        else:
+            frame = _new_frame(Frame, (opcode, payload, fin, False, False, False))
         try:
-            self.listener.on_frame(self, Frame.from_wire(opcode, payload, fin, rsv))
+            self.listener.on_frame(self, frame)
         except Exception as exc:
             self._callback_failed(exc)
 

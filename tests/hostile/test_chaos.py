@@ -168,8 +168,10 @@ async def header_flood(port: int) -> str:
 
 
 async def slowloris(port: int) -> str:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    # From before the connect: the server's timer starts when it accepts,
+    # which this busy loop may hear of late.
     start = time.monotonic()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         for byte in REQUEST.format(path="/", extra="").encode():
             writer.write(bytes([byte]))
