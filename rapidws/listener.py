@@ -21,7 +21,7 @@ from typing import Any
 from .asyncio.client import connect
 from .asyncio.server import Server, serve
 from .exceptions import InvalidMessage, ProtocolError
-from .io.transport import BaseConnection
+from .io.transport import _STREAM_CLOSE, BaseConnection
 from .protocol.engine import CLIENT, OP_BINARY, OP_TEXT, OPEN, SERVER
 from .protocol.frames import Frame, _new_frame
 from .protocol.handshake import ClientHandshake, ServerHandshake
@@ -130,7 +130,7 @@ class ListenerConnection(BaseConnection):
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; ``on_close`` follows when TCP closes."""
         engine = self.engine
-        self._stream_end = 1  # an attached stream closes too (see BaseConnection.on_close)
+        self._stream_end = _STREAM_CLOSE  # an attached stream closes too (see on_close)
         if self._ws_closed and self.transport is not None:
             self.transport.close()
         elif engine is not None and engine.state == OPEN:
