@@ -684,28 +684,19 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         if self._open_timer is not None:
             self._open_timer.cancel()
             self._open_timer = None
+        options: dict[str, Any] = {
+            "max_size": self.max_size,
+            "extensions": self.extensions,
+            "max_fragment_size": self.max_fragment_size,
+            "mode": self.mode,
+            "frames": self.frame_mode,
+        }
         if self.stages is None:
-            self.engine = Engine(
-                self.side,
-                self,
-                max_size=self.max_size,
-                extensions=self.extensions,
-                max_fragment_size=self.max_fragment_size,
-                mode=self.mode,
-                frames=self.frame_mode,
-            )
+            self.engine = Engine(self.side, self, **options)
         else:
             from .pipeline import open_pipeline
 
-            self.engine = open_pipeline(
-                self,
-                self.stages,
-                max_size=self.max_size,
-                extensions=self.extensions,
-                max_fragment_size=self.max_fragment_size,
-                mode=self.mode,
-                frames=self.frame_mode,
-            )
+            self.engine = open_pipeline(self, self.stages, **options)
         if response_bytes:
             self.write(response_bytes)
         if self.ping_interval is not None:

@@ -112,24 +112,24 @@ CLOSED = 3  # the close handshake is over, or the connection failed
 #: told).  ``written``: "close" (a close frame), "echo" (a close frame with the
 #: peer's code), "" (nothing); ``error``: the call raises InvalidState.
 CLOSE_RULES: dict[tuple[int, str], tuple[int, str, bool, str]] = {
-    (1, "close frame"): (3, "echo", True, "on_close"),
-    (1, "send_close"): (2, "close", False, ""),
-    (1, "protocol error"): (3, "close", True, "on_fail"),
-    (1, "fail"): (3, "close", True, ""),
-    (1, "data frame"): (1, "", False, "on_message"),
-    (1, "end of stream"): (3, "", False, ""),
-    (2, "close frame"): (3, "", True, "on_close"),
-    (2, "send_close"): (2, "error", False, ""),
-    (2, "protocol error"): (3, "", True, "on_fail"),
-    (2, "fail"): (3, "", True, ""),
-    (2, "data frame"): (2, "", False, "on_message"),
-    (2, "end of stream"): (3, "", False, ""),
-    (3, "close frame"): (3, "", False, ""),
-    (3, "data frame"): (3, "", False, ""),
-    (3, "protocol error"): (3, "", False, ""),
-    (3, "send_close"): (3, "error", False, ""),
-    (3, "fail"): (3, "", False, ""),
-    (3, "end of stream"): (3, "", False, ""),
+    (OPEN, "close frame"): (CLOSED, "echo", True, "on_close"),
+    (OPEN, "send_close"): (CLOSING, "close", False, ""),
+    (OPEN, "protocol error"): (CLOSED, "close", True, "on_fail"),
+    (OPEN, "fail"): (CLOSED, "close", True, ""),
+    (OPEN, "data frame"): (OPEN, "", False, "on_message"),
+    (OPEN, "end of stream"): (CLOSED, "", False, ""),
+    (CLOSING, "close frame"): (CLOSED, "", True, "on_close"),
+    (CLOSING, "send_close"): (CLOSING, "error", False, ""),
+    (CLOSING, "protocol error"): (CLOSED, "", True, "on_fail"),
+    (CLOSING, "fail"): (CLOSED, "", True, ""),
+    (CLOSING, "data frame"): (CLOSING, "", False, "on_message"),
+    (CLOSING, "end of stream"): (CLOSED, "", False, ""),
+    (CLOSED, "close frame"): (CLOSED, "", False, ""),
+    (CLOSED, "data frame"): (CLOSED, "", False, ""),
+    (CLOSED, "protocol error"): (CLOSED, "", False, ""),
+    (CLOSED, "send_close"): (CLOSED, "error", False, ""),
+    (CLOSED, "fail"): (CLOSED, "", False, ""),
+    (CLOSED, "end of stream"): (CLOSED, "", False, ""),
 }
 
 # Opcodes, as plain ints for the hot path.
@@ -928,8 +928,6 @@ class Engine:
             self._sink.on_pong(payload)
         else:
             self._receive_close(payload)
-            if not self._frames:
-                return
         if self._frames:
             self._sink.on_frame(opcode, payload, True, 0)
 
@@ -1058,8 +1056,7 @@ class Engine:
         else:
             opcode = OP_BINARY
             payload = bytes(data) if type(data) is not bytes else data
-        if self.only_opcode and opcode != self.only_opcode:
-            self._wrong_type()
+        # A message of the wrong type (mode=) is refused in _check_data_frame, before writing.
         limit = self.max_fragment_size if max_fragment_size < 0 else max_fragment_size
         if limit:
             self._send_fragmented(opcode, payload, raw, limit)
@@ -1081,10 +1078,7 @@ class Engine:
         permessage-deflate message may be fragmented anywhere (RFC 7692
         6.1), its first frame alone carrying RSV1.
         """
-        if self.state != OPEN:
-            raise InvalidState("connection is closing or closed")
-        if self._out_opcode != 0:
-            raise InvalidState("a fragmented message is in progress")
+        self._check_data_frame(opcode)
         rsv = 0
         if self._extensions and not raw:
             for ext in self._extensions:

@@ -21,17 +21,18 @@ from .test_engine import assert_failed, make, sent_frames, wire
     [("text", "only text", b"no bytes"), ("binary", b"only bytes", "no text")],
 )
 @pytest.mark.parametrize("side", [SERVER, CLIENT])
+@pytest.mark.parametrize("max_fragment_size", [None, 4])
 def test_sending_the_other_type_raises_before_anything_is_written(
-    mode: str, accepted: str | bytes, refused: str | bytes, side: int
+    mode: str, accepted: str | bytes, refused: str | bytes, side: int, max_fragment_size: int | None
 ) -> None:
-    engine, sink = make(side, mode=mode)
+    engine, sink = make(side, mode=mode, max_fragment_size=max_fragment_size)
     with pytest.raises(TypeError, match="only"):
         engine.send_message(refused)
     with pytest.raises(TypeError, match="only"):
         engine.send_data(Opcode.TEXT if mode == "binary" else Opcode.BINARY, b"x", False)
     assert sink.take_data() == b""
     engine.send_message(accepted)
-    assert len(sent_frames(sink, masked=side == CLIENT)) == 1
+    assert len(sent_frames(sink, masked=side == CLIENT)) == (1 if max_fragment_size is None else 3)
 
 
 @pytest.mark.parametrize(
