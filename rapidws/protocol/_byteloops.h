@@ -19,12 +19,27 @@
 
 #define RAPIDWS_HIGH_BITS 0x8080808080808080ULL
 
-/* out[0:8 * words] = src[0:8 * words] XOR pattern, a word at a time (any alignment). */
+/* out[0:8 * words] = src[0:8 * words] XOR pattern, a word at a time (any alignment).
+ * Blocks of 16 words first: the compiler turns each block into four 32-byte
+ * XORs with no loop test between them, so a large frame costs about three
+ * instructions per 32 bytes instead of five (one counter, compare and branch
+ * per block, not per vector). */
 RAPIDWS_CLONES
 static void rapidws_xor_words(unsigned char *restrict out, const unsigned char *restrict src,
                               size_t words, uint64_t pattern)
 {
-    for (size_t i = 0; i < words; i++) {
+    size_t blocks = words / 16;
+    for (size_t b = 0; b < blocks; b++) {
+        const unsigned char *s = src + 128 * b;
+        unsigned char *o = out + 128 * b;
+        for (size_t j = 0; j < 16; j++) {
+            uint64_t v;
+            memcpy(&v, s + 8 * j, 8);
+            v ^= pattern;
+            memcpy(o + 8 * j, &v, 8);
+        }
+    }
+    for (size_t i = 16 * blocks; i < words; i++) {
         uint64_t v;
         memcpy(&v, src + 8 * i, 8);
         v ^= pattern;
