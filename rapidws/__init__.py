@@ -16,10 +16,11 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .asyncio.attach import attach
+    from .asyncio.auth import basic_auth
     from .asyncio.client import ClientConnection, connect
     from .asyncio.connection import Connection, State
     from .asyncio.opening import PendingRequest, client_handshake, server_handshake
-    from .asyncio.server import Server, ServerConnection, serve
+    from .asyncio.server import Server, ServerConnection, serve, unix_serve
     from .exceptions import (
         ConcurrencyError,
         ConnectionClosed,
@@ -60,6 +61,8 @@ _EXPORTS = {
     "Connection": ".asyncio.connection",
     "State": ".asyncio.connection",
     "serve": ".asyncio.server",
+    "unix_serve": ".asyncio.server",
+    "basic_auth": ".asyncio.auth",
     "Server": ".asyncio.server",
     "ServerConnection": ".asyncio.server",
     "CloseCode": ".protocol.frames",
@@ -132,6 +135,7 @@ __all__ = [
     "WebSocketException",
     "accept_key",
     "attach",
+    "basic_auth",
     "client_handshake",
     "connect",
     "connect_listener",
@@ -140,6 +144,7 @@ __all__ = [
     "serve_listener",
     "server_handshake",
     "set_zlib_backend",
+    "unix_serve",
 ]
 
 

@@ -63,14 +63,16 @@ class ConnectionClosed(WebSocketException):
         super().__init__(code, reason)
 
     def __str__(self) -> str:
-        text = f"received {self.code}"
-        if self.reason:
-            text += f" ({self.reason})"
-        if self.sent_code is not None:
-            text += f"; sent {self.sent_code}"
-            if self.sent_reason:
-                text += f" ({self.sent_reason})"
-        return text
+        # As websockets words it: "sent 1011 (internal error) keepalive ping
+        # timeout; no close frame received".
+        rcvd, sent = self.rcvd, self.sent
+        if rcvd is None:
+            if sent is None:
+                return "no close frame received or sent"
+            return f"sent {sent}; no close frame received"
+        if sent is None:
+            return f"received {rcvd}; no close frame sent"
+        return f"received {rcvd}; sent {sent}"
 
     # websockets 10+ names
     @property

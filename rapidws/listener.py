@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .asyncio.client import connect
@@ -237,7 +237,12 @@ ListenerFactory = Callable[[Request], "Listener | Response | None"]
 
 
 class _ServerListenerConnection(ListenerConnection):
-    def __init__(self, server: Server, factory: ListenerFactory, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        server: Server,
+        factory: ListenerFactory | Mapping[str | None, ListenerFactory],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(None, **kwargs)
         self.server = server
         self.factory = factory
@@ -247,10 +252,21 @@ class _ServerListenerConnection(ListenerConnection):
         self.server._register(self)
 
     def process_request(self, request: Request) -> Response | None:
-        chosen = self.factory(request)
-        if isinstance(chosen, Listener):
-            self.listener = chosen
-            return super().process_request(request)
+        factory = self.factory
+        if callable(factory):
+            chosen = factory(request)
+            if isinstance(chosen, Listener):
+                self.listener = chosen
+                return self._accept_request(request)
+        else:
+            # Factories per subprotocol: the handshake picks the subprotocol first.
+            accepted = self._accept_request(request)
+            if accepted.status_code != 101:
+                return accepted
+            chosen = (factory.get(self.subprotocol) or factory[None])(request)
+            if isinstance(chosen, Listener):
+                self.listener = chosen
+                return accepted
         assert isinstance(self.handshake, ServerHandshake)
         response = chosen or self.handshake.reject(404, "Not Found")
         self.handshake_exc = InvalidMessage(f"request answered with HTTP {response.status_code}")
@@ -264,18 +280,20 @@ class _ServerListenerConnection(ListenerConnection):
 class serve_listener(serve):
     """Serve the callback API: ``factory(request)`` returns a :class:`Listener`
     for each connection, or a :class:`~rapidws.protocol.http11.Response` to
-    answer with (``None``: 404).  Options are those of :func:`~rapidws.serve`.
+    answer with (``None``: 404).  ``factory`` may be a mapping of subprotocols
+    to factories, as :func:`~rapidws.serve` takes handlers per subprotocol.
+    Options are those of :func:`~rapidws.serve`.
     """
 
     def __init__(
         self,
-        factory: ListenerFactory,
+        factory: ListenerFactory | Mapping[str | None, ListenerFactory],
         host: str | None = None,
         port: int | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(_no_handler, host, port, **kwargs)
-        self.listener_factory = factory
+        super().__init__(factory if not callable(factory) else _no_handler, host, port, **kwargs)  # type: ignore[arg-type]
+        self.listener_factory: Any = factory if callable(factory) else self.handler
 
     def _factory(self) -> Any:
         return _ServerListenerConnection(

@@ -13,11 +13,12 @@ handshake and hands the stream back, still open, for another protocol.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from ..exceptions import InvalidMessage
+from ..exceptions import ConnectionClosed
 from ..io.transport import BaseConnection
+from ..io.transport import logger as default_logger
 from ..listener import Listener, ListenerConnection
 from ..protocol.engine import SERVER
 from ..protocol.extensions.base import Extension
@@ -26,34 +27,47 @@ from ..protocol.http11 import Request, Response
 from ..protocol.pipeline import Stage
 from .client import ClientConnection
 from .connection import Connection
+from .hooks import ProcessRequest, ProcessResponse, answer
 from .opening import make_client_handshake, make_server_handshake
-from .server import ProcessRequest
+from .server import Handlers, _per_subprotocol
 
 __all__ = ["AttachedServerConnection", "attach"]
 
 
 class AttachedServerConnection(Connection):
-    """The server side of an attached stream (no server, no handler: the caller drives it)."""
+    """The server side of an attached stream (no server: the caller drives it)."""
 
     side = SERVER
 
     def __init__(
-        self, handshake: ServerHandshake, process_request: ProcessRequest | None, **kwargs: Any
+        self,
+        handshake: ServerHandshake,
+        process_request: ProcessRequest | None,
+        process_response: ProcessResponse | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.handshake = handshake
         self._process_request_hook = process_request
+        self._process_response_hook = process_response
+        self.username: str | None = None  # see basic_auth
 
-    def process_request(self, request: Request) -> Response | None:
-        hook = self._process_request_hook
-        if hook is not None:
-            response = hook(self, request)  # type: ignore[arg-type]
-            if response is not None:
-                self.handshake_exc = InvalidMessage(
-                    f"request rejected with HTTP {response.status_code}"
-                )
-                return response
-        return super().process_request(request)
+    def process_request(self, request: Request) -> Response | Awaitable[Response | None] | None:
+        if self._process_request_hook is None and self._process_response_hook is None:
+            return self._accept_request(request)
+        return answer(
+            self,
+            request,
+            self._accept_request,
+            self._process_request_hook,
+            self._process_response_hook,
+            default_logger,
+        )
+
+    def respond(self, status: int, text: str) -> Response:
+        """A plain-text HTTP response for ``process_request`` to return."""
+        assert isinstance(self.handshake, ServerHandshake)
+        return self.handshake.reject(status, text)
 
 
 async def attach(
@@ -73,6 +87,8 @@ async def attach(
     user_agent_header: str | None = "rapidws",
     select_subprotocol: Any = None,
     process_request: ProcessRequest | None = None,
+    process_response: ProcessResponse | None = None,
+    handler: Handlers | None = None,
     server_header: str | None = "rapidws",
     open_timeout: float | None = 10,
     ping_interval: float | None = 20,
@@ -94,6 +110,11 @@ async def attach(
     would (``subprotocols``, ``select_subprotocol``, ``process_request``,
     ``compression``...).  With ``handshake=False`` both sides are OPEN at once,
     with ``subprotocol`` and ``extensions`` (negotiated some other way) as given.
+
+    A server side given ``handler=`` (a coroutine function, or a mapping of
+    subprotocols to them as for :func:`~rapidws.serve`) runs the chosen one
+    on the connection, closes it when the handler returns, and returns the
+    closed connection.
 
     Returns the async API's connection, or with ``listener=`` a
     :class:`~rapidws.ListenerConnection` driving that listener.  Bytes the
@@ -135,16 +156,25 @@ async def attach(
         else:
             conn = ClientConnection(client_handshake, **options)
     else:
+        require_subprotocol = False
+        if handler is not None and not callable(handler):
+            handler, chosen, require_subprotocol = _per_subprotocol(
+                handler, subprotocols, select_subprotocol
+            )
+            subprotocols = chosen
         server_handshake = make_server_handshake(
             subprotocols=subprotocols,
             select_subprotocol=select_subprotocol,
             compression=compression,
             server_header=server_header,
+            require_subprotocol=require_subprotocol,
         )
         if listener is not None:
             conn = ListenerConnection(listener, server_handshake, **options)
         else:
-            conn = AttachedServerConnection(server_handshake, process_request, **options)
+            conn = AttachedServerConnection(
+                server_handshake, process_request, process_response, **options
+            )
     # What the reader holds already is the connection's first input.
     # (StreamReader has no public way to take its buffer without awaiting.)
     pending: bytearray = reader._buffer  # type: ignore[attr-defined]
@@ -163,4 +193,21 @@ async def attach(
         conn.data_received(buffered)
     transport.resume_reading()  # the stream's protocol may have paused it
     await conn._opened
+    if handler is not None and side == "server" and isinstance(conn, Connection):
+        await _run(conn, handler)
     return conn
+
+
+async def _run(conn: Connection, handler: Handlers) -> None:
+    """Run ``handler`` (the subprotocol's, for a mapping) on ``conn``, then close it."""
+    chosen: Any = handler if callable(handler) else handler.get(conn.subprotocol) or handler[None]
+    try:
+        await chosen(conn)
+    except ConnectionClosed:
+        pass  # the peer closed: the handler's end, not a failure
+    except Exception:
+        default_logger.error("connection handler failed", exc_info=True)
+        conn.fail(1011, "internal error")
+        await conn.wait_closed()
+        raise
+    await conn.close()

@@ -16,7 +16,7 @@ back in the reader, so that :func:`~rapidws.attach` with
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
 from ..exceptions import InvalidHandshake, InvalidMessage
@@ -32,6 +32,7 @@ from ..protocol.handshake import (
     HeadersLike,
     Redirect,
     Rejected,
+    SelectSubprotocol,
     ServerHandshake,
 )
 from ..protocol.http11 import Request, Response
@@ -96,9 +97,10 @@ def make_client_handshake(
 def make_server_handshake(
     *,
     subprotocols: Sequence[str] | None = None,
-    select_subprotocol: Callable[[list[str]], str | None] | None = None,
+    select_subprotocol: SelectSubprotocol | None = None,
     compression: str | None = "deflate",
     server_header: str | None = "rapidws",
+    require_subprotocol: bool = False,
 ) -> ServerHandshake:
     """The server's handshake with ``serve``'s handshake options."""
     if compression not in ("deflate", None):
@@ -108,6 +110,7 @@ def make_server_handshake(
         extensions=enable_server_permessage_deflate(None) if compression else None,
         server_header=server_header,
         select_subprotocol=select_subprotocol,
+        require_subprotocol=require_subprotocol,
     )
 
 
@@ -206,7 +209,7 @@ async def server_handshake(
     writer: asyncio.StreamWriter,
     *,
     subprotocols: Sequence[str] | None = None,
-    select_subprotocol: Callable[[list[str]], str | None] | None = None,
+    select_subprotocol: SelectSubprotocol | None = None,
     compression: str | None = "deflate",
     server_header: str | None = "rapidws",
     timeout: float | None = 10,

@@ -6,27 +6,30 @@ import asyncio
 import logging
 import socket
 import ssl as ssl_module
-from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 from ..exceptions import ConnectionClosed, ConnectionClosedOK, InvalidMessage
 from ..io import network
 from ..io.deadlines import Deadlines
-from ..io.transport import BaseConnection
+from ..io.transport import KEEPALIVE_TIMEOUT_REASON, BaseConnection
 from ..io.transport import logger as default_logger
 from ..protocol.engine import SERVER
 from ..protocol.extensions.base import ServerExtensionFactory
 from ..protocol.extensions.permessage_deflate import enable_server_permessage_deflate
-from ..protocol.handshake import ServerHandshake
+from ..protocol.handshake import SelectSubprotocol, ServerHandshake
 from ..protocol.http11 import Request, Response
 from ..protocol.pipeline import Stage
+from .auth import basic_auth
 from .connection import Connection
+from .hooks import ProcessRequest, ProcessResponse, answer
 
-__all__ = ["Server", "ServerConnection", "serve"]
+__all__ = ["Server", "ServerConnection", "basic_auth", "serve", "unix_serve"]
 
 Handler = Callable[["ServerConnection"], Awaitable[Any]]
-ProcessRequest = Callable[["ServerConnection", Request], "Response | None"]
+#: One handler, or one per subprotocol (``None``: for clients that offer none of them).
+Handlers = Handler | Mapping[str | None, Handler]
 
 
 class ServerConnection(Connection):
@@ -37,46 +40,70 @@ class ServerConnection(Connection):
     def __init__(
         self,
         server: Server,
-        handler: Handler,
+        handler: Handlers,
         handshake: ServerHandshake,
         process_request: ProcessRequest | None,
+        process_response: ProcessResponse | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.server = server
-        self.handler = handler
+        self.handler: Any = handler
         self.handshake = handshake
         self._process_request_hook = process_request
+        self._process_response_hook = process_response
         self._handler_task: asyncio.Task[None] | None = None
+        #: Set by :func:`~rapidws.asyncio.auth.basic_auth` once the client authenticated.
+        self.username: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.server._register(self)
 
-    def process_request(self, request: Request) -> Response | None:
-        hook = self._process_request_hook
-        if hook is not None:
-            response = hook(self, request)
-            if response is not None:
-                self.handshake_exc = InvalidMessage(
-                    f"request rejected with HTTP {response.status_code}"
-                )
-                return response
-        return super().process_request(request)
+    def process_request(self, request: Request) -> Response | Awaitable[Response | None] | None:
+        if self._process_request_hook is None and self._process_response_hook is None:
+            return self._accept(request)
+        return answer(
+            self,
+            request,
+            self._accept,
+            self._process_request_hook,
+            self._process_response_hook,
+            self.server.logger,
+        )
+
+    def _accept(self, request: Request) -> Response:
+        response = self._accept_request(request)
+        if response.status_code == 101 and self.server._closing:
+            assert isinstance(self.handshake, ServerHandshake)
+            self.handshake_exc = InvalidMessage("server shutting down")
+            return self.handshake.reject(503, "Server is shutting down.")
+        return response
+
+    def respond(self, status: int, text: str) -> Response:
+        """A plain-text HTTP response for ``process_request`` to return, as in websockets."""
+        assert isinstance(self.handshake, ServerHandshake)
+        return self.handshake.reject(status, text)
 
     def _opened_hook(self) -> None:
-        self._handler_task = self.loop.create_task(self._run_handler())
+        handler = self.handler
+        if not callable(handler):
+            # Handlers per subprotocol: the handshake chose one of theirs (or None).
+            handler = self.handler = handler.get(self.subprotocol) or handler[None]
+        self._handler_task = self.loop.create_task(self._run_handler(handler))
 
-    async def _run_handler(self) -> None:
+    async def _run_handler(self, handler: Handler) -> None:
         try:
-            await self.handler(self)
+            await handler(self)
         except ConnectionClosed as exc:
             # The peer closed, or broke the protocol: not the handler's fault,
             # one line, no traceback.
+            # A keepalive timeout was logged when it happened: not twice.
+            quiet = isinstance(exc, ConnectionClosedOK) or (
+                exc.rcvd is None and exc.sent_reason == KEEPALIVE_TIMEOUT_REASON
+            )
             self.server.logger.log(
-                logging.DEBUG if isinstance(exc, ConnectionClosedOK) else logging.INFO,
-                "connection closed: %s",
-                exc,
+                logging.DEBUG if quiet else logging.INFO, "connection closed: %s", exc
             )
             await self.wait_closed()
             return
@@ -196,10 +223,18 @@ class serve:
     """Start a WebSocket server on ``host``:``port`` calling ``handler(connection)``.
 
     Use ``async with serve(...) as server:`` or ``server = await serve(...)``.
+    ``handler`` may be a mapping of subprotocols to handlers,
+    ``{"chat": chat, "echo": echo}``: the server speaks those subprotocols
+    (its preference in the mapping's order), and a client offering none of
+    them gets HTTP 400 naming them, unless a handler is registered under
+    ``None`` for such clients.
     Options match ``websockets.asyncio.server.serve``: ``subprotocols``,
-    ``select_subprotocol``, ``process_request(connection, request)`` (return a
+    ``select_subprotocol(connection, subprotocols)``,
+    ``process_request(connection, request)`` (return a
     :class:`~rapidws.protocol.http11.Response` to answer with it instead of
-    upgrading), ``server_header``, ``compression``, ``open_timeout``,
+    upgrading), ``process_response(connection, request, response)`` (both
+    hooks may be coroutine functions; one that raises answers HTTP 500),
+    ``server_header``, ``compression``, ``open_timeout``,
     ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_size``,
     ``max_queue``, ``write_limit``, ``create_connection`` (a
     :class:`ServerConnection` subclass); plus ``max_fragment_size``, ``mode``
@@ -210,13 +245,14 @@ class serve:
 
     def __init__(
         self,
-        handler: Handler,
+        handler: Handlers,
         host: str | Sequence[str] | None = None,
         port: int | None = None,
         *,
         subprotocols: Sequence[str] | None = None,
-        select_subprotocol: Callable[[list[str]], str | None] | None = None,
+        select_subprotocol: SelectSubprotocol | None = None,
         process_request: ProcessRequest | None = None,
+        process_response: ProcessResponse | None = None,
         server_header: str | None = "rapidws",
         compression: str | None = "deflate",
         extensions: Sequence[ServerExtensionFactory] | None = None,
@@ -241,7 +277,12 @@ class serve:
             extensions = enable_server_permessage_deflate(extensions)
         elif compression is not None:
             raise ValueError(f"unsupported compression: {compression}")
-        self.handler = handler
+        require_subprotocol = False
+        if not callable(handler):
+            handler, subprotocols, require_subprotocol = _per_subprotocol(
+                handler, subprotocols, select_subprotocol
+            )
+        self.handler: Handlers = handler
         self.host = host
         self.port = port
         self.ssl = ssl
@@ -250,8 +291,10 @@ class serve:
             extensions=extensions,
             server_header=server_header,
             select_subprotocol=select_subprotocol,
+            require_subprotocol=require_subprotocol,
         )
         self.process_request = process_request
+        self.process_response = process_response
         self.options: dict[str, Any] = {
             "open_timeout": open_timeout,
             "ping_interval": ping_interval,
@@ -265,6 +308,8 @@ class serve:
             "frames": frames,
             "stages": stages,
         }
+        self.unix: bool = kwargs.pop("unix", False)
+        self.path: str | None = kwargs.pop("path", None)
         self.create_server_kwargs = kwargs
         self.fastnet = fastnet
         self.connection_class = create_connection or ServerConnection
@@ -273,13 +318,24 @@ class serve:
 
     def _factory(self) -> ServerConnection:
         return self.connection_class(
-            self.server, self.handler, self.handshake, self.process_request, **self.options
+            self.server,
+            self.handler,
+            self.handshake,
+            self.process_request,
+            self.process_response,
+            **self.options,
         )
 
     async def _start(self) -> Server:
         sock = self.create_server_kwargs.get("sock")
         if sock is not None:
             _check_listening(sock)
+        if self.unix:
+            loop = asyncio.get_running_loop()
+            self.server.server = await loop.create_unix_server(
+                self._factory, self.path, ssl=self.ssl, **self.create_server_kwargs
+            )
+            return self.server
         self.server.server = await network.create_server(
             self._factory,
             self.fastnet,
@@ -315,3 +371,30 @@ def _check_listening(sock: socket.socket) -> None:
         f"serve(sock=...) needs a listening socket; this one is connected to {peer!r}: "
         "to run WebSocket on a connected stream, use rapidws.attach()"
     )
+
+
+def _per_subprotocol(
+    handlers: Any, subprotocols: Sequence[str] | None, select_subprotocol: Any
+) -> tuple[dict[str | None, Handler], list[str], bool]:
+    """Check a mapping of handlers: (handlers, the subprotocols, whether one is required)."""
+    if not isinstance(handlers, Mapping):
+        raise TypeError("handler must be a coroutine function or a mapping of them")
+    if subprotocols is not None or select_subprotocol is not None:
+        raise ValueError(
+            "with handlers per subprotocol, the mapping's keys are the subprotocols: "
+            "pass neither subprotocols nor select_subprotocol"
+        )
+    if not handlers:
+        raise ValueError("no handler given")
+    for name, handler in handlers.items():
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"subprotocol names are str (or None), not {name!r}")
+        if not callable(handler):
+            raise TypeError(f"the handler for {name!r} is not callable")
+    names = [name for name in handlers if name is not None]
+    return dict(handlers), names, bool(names) and None not in handlers
+
+
+def unix_serve(handler: Handlers, path: str | None = None, **kwargs: Any) -> serve:
+    """Like :func:`serve`, on the Unix socket at ``path`` (``sock=`` for one already bound)."""
+    return serve(handler, unix=True, path=path, **kwargs)

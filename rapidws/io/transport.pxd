@@ -31,6 +31,7 @@ cdef class BaseConnection(SinkBase):
     cdef public int _fd
     cdef public _Flusher _flusher
     cdef public object _hs_buf
+    cdef public object _hs_hook
     cdef public object _hs_parser
     cdef public Py_ssize_t _linger_left
     cdef public object _keepalive_timer

@@ -23,7 +23,7 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
@@ -97,6 +97,10 @@ READS_PAUSED_FOR_WRITES = 1
 READS_PAUSED_FOR_QUEUE = 2
 #: An attached stream's closing handshake is over: what follows is not ours.
 READS_PAUSED_FOR_DETACH = 4
+#: The reason of the 1011 close frame sent when a keepalive ping is not answered in time.
+KEEPALIVE_TIMEOUT_REASON = "keepalive ping timeout"
+#: An asynchronous ``process_request`` or ``process_response`` hook is running.
+READS_PAUSED_FOR_HOOK = 8
 
 # What becomes of an attached stream after the closing handshake.
 _STREAM_KEPT = 0  # nothing asked yet: it stays open, for detach() or close()
@@ -249,6 +253,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         "_fd",
         "_flusher",
         "_hs_buf",
+        "_hs_hook",
         "_hs_parser",
         "_keepalive_timer",
         "_lazy_cork",
@@ -346,6 +351,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         self.handshake_exc: BaseException | None = None
         self._hs_buf = bytearray()
         self._hs_parser: RequestParser | ResponseParser | None = None
+        self._hs_hook: asyncio.Task[None] | None = None  # an async hook answering the request
         self._linger_left = 0  # bytes still dropped after a failed handshake
         self._opened: asyncio.Future[None] = self.loop.create_future()
         self._lost: asyncio.Future[None] = self.loop.create_future()
@@ -478,7 +484,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         if self.engine is not None:
             self.engine.release()  # breaks the engine-connection cycle
         self._lost_cause = self._failure or exc
-        for handle in (self._open_timer, self._close_timer, self._keepalive_timer):
+        for handle in (self._open_timer, self._close_timer, self._keepalive_timer, self._hs_hook):
             if handle is not None:
                 handle.cancel()
         if not self._opened.done():
@@ -608,10 +614,18 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         assert isinstance(self.handshake, ClientHandshake)
         self.write(self.handshake.request.serialize())
 
-    def process_request(self, request: Request) -> Response | None:
-        """Server only: accept the request and return the 101 response (or a rejection)."""
+    def process_request(self, request: Request) -> Response | Awaitable[Response | None] | None:
+        """Server only: accept the request and return the 101 response (or a rejection).
+
+        Subclasses may return an awaitable that gives the response later (an
+        asynchronous hook), or ``None`` once they failed the handshake themselves.
+        """
+        return self._accept_request(request)
+
+    def _accept_request(self, request: Request) -> Response:
+        """The handshake's own answer to ``request``: the 101, or an error response."""
         assert isinstance(self.handshake, ServerHandshake)
-        result = self.handshake.accept(request)
+        result = self.handshake.accept(request, connection=self)
         if isinstance(result, Accept):
             self.subprotocol = result.subprotocol
             self.extensions = result.extensions
@@ -638,6 +652,8 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         return None
 
     def _server_handshake_data(self) -> None:
+        if self._hs_hook is not None:
+            return  # the request is being answered; later bytes wait in _hs_buf
         parser = self._hs_parser
         if parser is None:
             parser = self._hs_parser = RequestParser(max_header_bytes=self.max_handshake_size)
@@ -653,6 +669,30 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         response = self.process_request(request)
         if response is None:
             return  # process_request failed the handshake itself
+        if not isinstance(response, Response):
+            # An awaitable (an async hook): answer once it is done.  Reading
+            # pauses meanwhile; what came after the head waits in _hs_buf.
+            self._hs_buf = bytearray(rest)
+            self._pause_reading(READS_PAUSED_FOR_HOOK)
+            self._hs_hook = self.loop.create_task(self._answer_later(response))
+            return
+        self._answer(response, rest)
+
+    async def _answer_later(self, pending: Awaitable[Response | None]) -> None:
+        """Answer the request with what an asynchronous ``process_request`` gives."""
+        response = await pending
+        self._hs_hook = None
+        if self._opened.done() or self._lost.done():
+            return  # timed out or gone meanwhile
+        if response is None:
+            return  # the hook failed the handshake itself
+        rest = bytes(self._hs_buf)
+        self._hs_buf = bytearray()
+        self._resume_reading(READS_PAUSED_FOR_HOOK)
+        self._answer(response, rest)
+
+    def _answer(self, response: Response, rest: bytes) -> None:
+        """Send the handshake's answer: open with a 101, else fail the handshake."""
         self.response = response
         if response.status_code != 101:
             self.write(response.serialize())
@@ -835,7 +875,10 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
             engine.send_close(code, reason)
             self._start_close_timer()
         elif self._ws_closed and self.transport is not None:
-            self.transport.close()  # an attached stream, kept open until now
+            # An attached stream, kept open until now.  Our answer to the
+            # peer's close frame may still be corked: it goes first.
+            self._flush()
+            self.transport.close()
         await asyncio.shield(self._lost)
 
     async def _detach(self, timeout: float | None) -> tuple[Any, Any]:
@@ -938,7 +981,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
     def _keepalive_expired(self, waiter: asyncio.Future[float]) -> None:
         if not waiter.done() and not self._lost.done():
             logger.info("keepalive ping timed out; closing the connection")
-            self.fail(1011, "keepalive ping timeout")
+            self.fail(1011, KEEPALIVE_TIMEOUT_REASON)
 
     def _closed_error(self) -> ConnectionClosed:
         """A new exception to raise on a closed connection.

@@ -11,10 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import inspect
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Any, cast
 
 from ..exceptions import (
     InvalidHandshake,
@@ -55,6 +57,31 @@ __all__ = [
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+SelectSubprotocol = Callable[[Any, list[str]], "str | None"] | Callable[[list[str]], "str | None"]
+
+
+def _two_arguments(select: SelectSubprotocol) -> Callable[[Any, list[str]], str | None]:
+    """``select_subprotocol`` as websockets calls it, ``(connection, offers)``.
+
+    A callable of one positional parameter (rapidws's older signature) gets
+    the offers alone.
+    """
+    try:
+        parameters = inspect.signature(select).parameters.values()
+    except (TypeError, ValueError):  # no signature (some builtins): websockets' form
+        return select  # type: ignore[return-value]
+    positional = [
+        p
+        for p in parameters
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    variadic = any(p.kind is p.VAR_POSITIONAL for p in parameters)
+    if len(positional) == 1 and not variadic:
+        one = cast(Callable[[list[str]], "str | None"], select)
+        return lambda connection, offers: one(offers)
+    return select  # type: ignore[return-value]
 
 
 def generate_key() -> str:
@@ -119,11 +146,15 @@ class ServerHandshake:
     """Checks opening handshake requests and negotiates subprotocol and extensions.
 
     The subprotocol is the first of ``subprotocols`` (server preference) that
-    the client offered, or none.  ``select_subprotocol``, if given, replaces
-    that rule: it receives the client's offers (possibly empty) and returns
-    one of them or ``None`` (anything else raises :class:`ValueError` from
-    :meth:`accept`); it may raise :class:`~rapidws.exceptions.NegotiationError`
-    to reject the client (400).
+    the client offered, or none; with ``require_subprotocol``, a client that
+    offers none of them is rejected (400, naming the supported ones).
+    ``select_subprotocol``, if given, replaces that rule: called as
+    websockets does, ``select_subprotocol(connection, offers)`` (``connection``
+    is what :meth:`accept` was given), or with the offers alone if it takes
+    one argument, it returns one of the client's offers (possibly empty) or
+    ``None`` (anything else raises :class:`ValueError` from :meth:`accept`);
+    it may raise :class:`~rapidws.exceptions.NegotiationError` to reject the
+    client (400).
     Each extension offer, in the client's order, goes to the factories of the
     same name until one accepts; later offers of an accepted name are skipped.
     """
@@ -134,7 +165,8 @@ class ServerHandshake:
         subprotocols: Sequence[str] | None = None,
         extensions: Sequence[ServerExtensionFactory] | None = None,
         server_header: str | None = "rapidws",
-        select_subprotocol: Callable[[list[str]], str | None] | None = None,
+        select_subprotocol: SelectSubprotocol | None = None,
+        require_subprotocol: bool = False,
     ) -> None:
         self.subprotocols = list(subprotocols or ())
         build_subprotocol_list(self.subprotocols)  # ValueError if not tokens
@@ -143,6 +175,10 @@ class ServerHandshake:
             Headers()["Server"] = server_header  # ValueError if it cannot be sent
         self.server_header = server_header
         self.select_subprotocol = select_subprotocol
+        self._select = None if select_subprotocol is None else _two_arguments(select_subprotocol)
+        if require_subprotocol and not self.subprotocols:
+            raise ValueError("require_subprotocol needs subprotocols")
+        self.require_subprotocol = require_subprotocol
 
     def accept(
         self,
@@ -150,14 +186,16 @@ class ServerHandshake:
         *,
         subprotocol: str | None = None,
         headers: HeadersLike | None = None,
+        connection: Any = None,
     ) -> Accept | Reject:
         """Answer ``request`` with a 101 response or an error response.
 
         ``subprotocol`` (one the client offered) replaces the negotiated one;
-        ``headers`` are added to the 101 response.
+        ``headers`` are added to the 101 response; ``connection`` goes to
+        ``select_subprotocol``.
         """
         try:
-            accept = self._accept(request, subprotocol)
+            accept = self._accept(request, subprotocol, connection)
         except InvalidHandshake as exc:
             return self.fail(exc)
         if headers:
@@ -172,7 +210,9 @@ class ServerHandshake:
         extra["Location"] = location
         return self.reject(status, f"Moved to {location}", extra)
 
-    def _accept(self, request: Request, chosen: str | None = None) -> Accept:
+    def _accept(
+        self, request: Request, chosen: str | None = None, connection: Any = None
+    ) -> Accept:
         headers = request.headers
         if request.method != "GET":
             exc = InvalidMessage(f"unsupported HTTP method: {request.method}")
@@ -192,7 +232,7 @@ class ServerHandshake:
             raise InvalidVersion("Sec-WebSocket-Version", ", ".join(versions) if versions else None)
 
         if chosen is None:
-            subprotocol = self._negotiate_subprotocol(headers)
+            subprotocol = self._negotiate_subprotocol(headers, connection)
         else:
             offered = parse_all(headers, "Sec-WebSocket-Protocol", parse_subprotocol_list)
             if chosen not in offered:
@@ -214,16 +254,25 @@ class ServerHandshake:
         response = Response(101, "Switching Protocols", response_headers)
         return Accept(response, subprotocol, extensions)
 
-    def _negotiate_subprotocol(self, headers: Headers) -> str | None:
+    def _negotiate_subprotocol(self, headers: Headers, connection: Any) -> str | None:
         offered = parse_all(headers, "Sec-WebSocket-Protocol", parse_subprotocol_list)
-        if self.select_subprotocol is not None:
-            selected = self.select_subprotocol(offered)
+        if self._select is not None:
+            selected = self._select(connection, offered)
             if selected is not None and selected not in offered:
                 raise ValueError(f"select_subprotocol returned {selected!r}, not offered")
             return selected
-        for subprotocol in self.subprotocols:
-            if subprotocol in offered:
-                return subprotocol
+        if offered:
+            wanted = set(offered)
+            for subprotocol in self.subprotocols:
+                if subprotocol in wanted:
+                    return subprotocol
+        if self.require_subprotocol:
+            # RFC 6455 4.2.2: the server may refuse a client whose subprotocols it does not speak.
+            shown = ", ".join(offered[:8]) + (", ..." if len(offered) > 8 else "")
+            raise NegotiationError(
+                f"no supported subprotocol (offered: {shown or 'none'}; "
+                f"supported: {', '.join(self.subprotocols)})"
+            )
         return None
 
     def _negotiate_extensions(

@@ -828,3 +828,64 @@ def test_roundtrip_incremental() -> None:
     result = ServerHandshake(subprotocols=["chat"]).accept(request)
     assert isinstance(result, Accept)
     assert isinstance(client.check(result.response), Accepted)
+
+
+# -- subprotocols required, and websockets' select_subprotocol ------------------
+
+
+def _request_offering(*offers: str) -> Request:
+    headers = [
+        ("Host", "example.com"),
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+    ]
+    if offers:
+        headers.append(("Sec-WebSocket-Protocol", ", ".join(offers)))
+    return Request("/", Headers(headers))
+
+
+@pytest.mark.parametrize(
+    ("offers", "status", "subprotocol"),
+    [
+        (("chat",), 101, "chat"),
+        (("echo", "chat"), 101, "chat"),  # the server's order wins
+        (("other", "echo"), 101, "echo"),
+        ((), 400, None),
+        (("other",), 400, None),
+    ],
+)
+def test_require_subprotocol(offers: tuple[str, ...], status: int, subprotocol: str | None) -> None:
+    handshake = ServerHandshake(subprotocols=["chat", "echo"], require_subprotocol=True)
+    result = handshake.accept(_request_offering(*offers))
+    assert result.response.status_code == status
+    if status == 101:
+        assert isinstance(result, Accept) and result.subprotocol == subprotocol
+    else:
+        assert b"supported: chat, echo" in result.response.body
+
+
+def test_require_subprotocol_needs_subprotocols() -> None:
+    with pytest.raises(ValueError):
+        ServerHandshake(require_subprotocol=True)
+
+
+def test_select_subprotocol_gets_the_connection() -> None:
+    calls: list[tuple[object, list[str]]] = []
+
+    def select(connection: object, offers: list[str]) -> str | None:
+        calls.append((connection, offers))
+        return offers[0]
+
+    token = object()
+    result = ServerHandshake(select_subprotocol=select).accept(
+        _request_offering("a", "b"), connection=token
+    )
+    assert isinstance(result, Accept) and result.subprotocol == "a"
+    assert calls == [(token, ["a", "b"])]
+    # One parameter: the offers alone (rapidws's older signature).
+    result = ServerHandshake(select_subprotocol=lambda offers: offers[-1]).accept(
+        _request_offering("a", "b")
+    )
+    assert isinstance(result, Accept) and result.subprotocol == "b"
