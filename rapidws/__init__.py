@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .asyncio.client import ClientConnection, connect
     from .asyncio.connection import Connection, State
     from .asyncio.opening import PendingRequest, client_handshake, server_handshake
+    from .asyncio.router import route, unix_route
     from .asyncio.server import Server, ServerConnection, serve, unix_serve
     from .exceptions import (
         ConcurrencyError,
@@ -62,6 +63,8 @@ _EXPORTS = {
     "State": ".asyncio.connection",
     "serve": ".asyncio.server",
     "unix_serve": ".asyncio.server",
+    "route": ".asyncio.router",
+    "unix_route": ".asyncio.router",
     "basic_auth": ".asyncio.auth",
     "Server": ".asyncio.server",
     "ServerConnection": ".asyncio.server",
@@ -140,10 +143,12 @@ __all__ = [
     "connect",
     "connect_listener",
     "generate_key",
+    "route",
     "serve",
     "serve_listener",
     "server_handshake",
     "set_zlib_backend",
+    "unix_route",
     "unix_serve",
 ]
 

@@ -44,6 +44,7 @@ async def run_echo(
     max_size: int | None,
     api: str = "async",
     max_fragment_size: int | None = None,
+    subprotocols: Sequence[str] = (),
 ) -> None:
     server_context: serve
     options: dict[str, Any] = {
@@ -51,10 +52,14 @@ async def run_echo(
         "ping_interval": None,
         "max_fragment_size": max_fragment_size,
     }
+    # The echo speaks every subprotocol asked for (the first offered one it
+    # knows, in the order given), and still echoes for clients offering none.
+    names: list[str | None] = [*subprotocols, None]
     if api == "callback":
-        server_context = serve_listener(_echo_listener, host, port, **options)
+        factories = dict.fromkeys(names, _echo_listener)
+        server_context = serve_listener(factories, host, port, **options)
     else:
-        server_context = serve(echo_handler, host, port, **options)
+        server_context = serve(dict.fromkeys(names, echo_handler), host, port, **options)
     async with server_context as server:
         for sock in server.sockets:
             address = sock.getsockname()
@@ -117,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="largest frame payload sent, in bytes, compressed or not (default 0: no limit)",
     )
+    echo.add_argument(
+        "--subprotocol",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a subprotocol to accept (repeatable; the server's preference in that order)",
+    )
     echo.add_argument("--uvloop", action="store_true", help="run on uvloop")
     echo.add_argument("--log-level", default="WARNING")
     client = commands.add_parser("connect", help="an interactive client")
@@ -129,7 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "echo":
         logging.basicConfig(level=args.log_level.upper())
         main_coroutine = run_echo(
-            args.host, args.port, args.max_size or None, args.api, args.max_fragment_size or None
+            args.host,
+            args.port,
+            args.max_size or None,
+            args.api,
+            args.max_fragment_size or None,
+            args.subprotocol,
         )
         if args.uvloop:
             try:

@@ -56,6 +56,26 @@ async def test_echo_server_echoes_text_and_binary(options: tuple[str, ...]) -> N
         await proc.wait()
 
 
+@pytest.mark.parametrize("api", ["async", "callback"])
+async def test_echo_server_speaks_the_subprotocols_given(api: str) -> None:
+    proc, port = await start_echo("--api", api, "--subprotocol", "chat", "--subprotocol", "v2")
+    uri = f"ws://127.0.0.1:{port}/"
+    try:
+        for offers, chosen in (
+            (["v2", "chat"], "chat"),
+            (["v2"], "v2"),
+            (["x"], None),
+            (None, None),
+        ):
+            async with rapidws.connect(uri, subprotocols=offers) as ws:
+                assert ws.subprotocol == chosen
+                await ws.send("hello")
+                assert await ws.recv() == "hello"
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
 async def test_connect_sends_piped_lines_and_prints_replies() -> None:
     proc, port = await start_echo()
     try:

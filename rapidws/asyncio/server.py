@@ -48,7 +48,7 @@ class ServerConnection(Connection):
     ) -> None:
         super().__init__(**kwargs)
         self.server = server
-        self.handler: Any = handler
+        self._handler: Any = handler  # serve's: one, or one per subprotocol
         self.handshake = handshake
         self._process_request_hook = process_request
         self._process_response_hook = process_response
@@ -86,10 +86,10 @@ class ServerConnection(Connection):
         return self.handshake.reject(status, text)
 
     def _opened_hook(self) -> None:
-        handler = self.handler
+        handler = self._handler
         if not callable(handler):
             # Handlers per subprotocol: the handshake chose one of theirs (or None).
-            handler = self.handler = handler.get(self.subprotocol) or handler[None]
+            handler = handler.get(self.subprotocol) or handler[None]
         self._handler_task = self.loop.create_task(self._run_handler(handler))
 
     async def _run_handler(self, handler: Handler) -> None:
