@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .asyncio.attach import attach
-    from .asyncio.client import ClientConnection, connect
+    from .asyncio.client import ClientConnection, connect, unix_connect
     from .asyncio.connection import Connection, State
     from .asyncio.opening import PendingRequest, client_handshake, server_handshake
     from .asyncio.server import Server, ServerConnection, serve
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         PayloadTooBig,
         ProtocolError,
         SecurityError,
+        TLSAlert,
         WebSocketException,
     )
     from .listener import Listener, ListenerConnection, connect_listener, serve_listener
@@ -57,6 +58,7 @@ _EXPORTS = {
     "generate_key": ".protocol.handshake",
     "connect": ".asyncio.client",
     "ClientConnection": ".asyncio.client",
+    "unix_connect": ".asyncio.client",
     "Connection": ".asyncio.connection",
     "State": ".asyncio.connection",
     "serve": ".asyncio.server",
@@ -90,6 +92,7 @@ _EXPORTS = {
             "PayloadTooBig",
             "ProtocolError",
             "SecurityError",
+            "TLSAlert",
             "WebSocketException",
         ],
         ".exceptions",
@@ -129,6 +132,7 @@ __all__ = [
     "Server",
     "ServerConnection",
     "State",
+    "TLSAlert",
     "WebSocketException",
     "accept_key",
     "attach",
@@ -140,6 +144,7 @@ __all__ = [
     "serve_listener",
     "server_handshake",
     "set_zlib_backend",
+    "unix_connect",
 ]
 
 
