@@ -746,7 +746,9 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
     def _open_timed_out(self) -> None:
         self._open_timer = None
         if not self._opened.done():
-            self.handshake_exc = TimeoutError("timed out during the opening handshake")
+            self.handshake_exc = TimeoutError(
+                f"timed out during the opening handshake after {self.open_timeout:g} s"
+            )
             self._opened.set_exception(self.handshake_exc)
             self._opened.exception()
             if self.transport is not None:

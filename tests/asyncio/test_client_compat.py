@@ -743,3 +743,17 @@ async def test_redirect_loop_is_bounded_with_a_clear_error() -> None:
             await connect(uri, max_redirects=3)
     finally:
         server.close()
+
+
+async def test_attach_handshake_timeout_names_the_limit() -> None:
+    """The connection's own handshake deadline (attach, serve) says its limit too."""
+    a, b = socket.socketpair()
+    reader, writer = await asyncio.open_connection(sock=a)
+    try:
+        with pytest.raises(
+            TimeoutError, match=r"^timed out during the opening handshake after 0.1 s$"
+        ):
+            await rapidws.attach(reader, writer, uri="ws://peer/", open_timeout=0.1)
+    finally:
+        writer.close()
+        b.close()
