@@ -325,9 +325,17 @@ async def test_unix_connect_to_nothing_is_an_oserror(unix_path: str) -> None:
         await unix_connect(unix_path)
 
 
-def test_unix_serve_is_the_servers() -> None:
-    """The client side does not provide unix_serve; the server module may."""
-    assert not hasattr(client_module, "unix_serve")
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="Unix sockets")
+async def test_unix_connect_to_unix_serve(unix_path: str) -> None:
+    """With the server side's unix_serve(handler, path), as websockets', once there is one."""
+    from rapidws.asyncio import server as server_module
+
+    unix_serve = getattr(server_module, "unix_serve", None)
+    if unix_serve is None:
+        pytest.skip("rapidws.asyncio.server has no unix_serve yet")
+    async with unix_serve(echo, unix_path), unix_connect(unix_path) as ws:
+        await ws.send("both ends")
+        assert await ws.recv() == "both ends"
 
 
 # --- 3. credentials in the URI ---------------------------------------------------
