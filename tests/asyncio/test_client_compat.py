@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import inspect
 import logging
 import os
 import shutil
@@ -765,3 +766,37 @@ async def test_attach_handshake_timeout_names_the_limit() -> None:
     finally:
         writer.close()
         b.close()
+
+
+# --- the same on uvloop ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("test_reconnects_when_the_server_goes_away_and_comes_back", {}),
+        ("test_5xx_is_transient_and_the_backoff_restarts_after_a_success", {}),
+        ("test_handshake_timeout_names_the_phase_and_the_limit", {}),
+        ("test_connect_timeout_covers_tls", {}),
+        ("test_cancelling_connect_drops_the_connection", {}),
+        ("test_unix_connect", {}),
+        ("test_credentials_in_the_uri_go_as_basic_auth", {}),
+        ("test_create_connection_keywords_still_go_to_the_loop", {}),
+        ("test_garbage_answer_is_a_clear_invalid_message", {}),
+        ("test_closing_mid_response_is_transient", {}),
+        ("test_redirect_loop_is_bounded_with_a_clear_error", {}),
+        (
+            "test_refused_client_certificate_is_a_tls_alert",
+            {"wrong": True, "message": "refused the TLS client certificate", "alert": "unknown ca"},
+        ),
+        ("test_client_certificates_against_rapidws_server", {}),
+    ],
+)
+def test_on_uvloop(
+    name: str, args: dict[str, Any], tiny_backoff: None, ca: trustme.CA, unix_path: str
+) -> None:
+    uvloop = pytest.importorskip("uvloop")
+    fixtures = {"tiny_backoff": None, "ca": ca, "unix_path": unix_path}
+    function = globals()[name]
+    wanted = inspect.signature(function).parameters
+    uvloop.run(function(**{key: fixtures[key] for key in wanted if key not in args}, **args))
