@@ -35,6 +35,7 @@ def option_names(function: Callable[..., Any]) -> frozenset[str]:
     )
 
 
+@functools.cache
 def loop_keywords(method: Callable[..., Any]) -> frozenset[str]:
     """The keyword names of an event loop method, e.g. ``asyncio.BaseEventLoop.create_server``.
 

@@ -203,6 +203,14 @@ async def test_reconnect_attempts_are_logged(
             break
     assert "connect failed; reconnecting in 0.0 seconds: " in caplog.text
     assert "HTTP 503" in caplog.text
+    assert {record.name for record in caplog.records} == {"rapidws.client"}
+    caplog.clear()
+    answers = iter([503, None])
+    caplog.set_level(logging.INFO, "mine")
+    async with running_server(process_request=process_request) as (_, uri):
+        async for _ in connect(uri, logger=logging.getLogger("mine")):
+            break
+    assert [record.name for record in caplog.records] == ["mine"]
 
 
 def test_process_exception_as_websockets() -> None:
