@@ -15,7 +15,6 @@ import random
 import ssl as ssl_module
 import traceback
 import urllib.parse
-import urllib.request
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from types import TracebackType
 from typing import Any, Literal, cast
@@ -305,6 +304,8 @@ class connect:
         """``proxy=True`` (websockets' default): the system's proxy, which rapidws cannot use."""
         if self.proxy is not True or self.unix or self.create_connection_kwargs.get("sock"):
             return
+        import urllib.request  # not at import: it imports http.client, email...
+
         if urllib.request.proxy_bypass(f"{wsuri.host}:{wsuri.port}"):
             return
         proxies = urllib.request.getproxies()

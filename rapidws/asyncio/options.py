@@ -14,7 +14,6 @@ option::
 from __future__ import annotations
 
 import asyncio
-import difflib
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
@@ -68,6 +67,8 @@ def check_keywords(
     unknown = [name for name in kwargs if name not in allowed]
     if not unknown:
         return
+    import difflib  # only for the error
+
     valid = sorted(allowed.union(own))
     name = unknown[0]
     message = f"{function}() got an unexpected keyword argument {name!r}"
