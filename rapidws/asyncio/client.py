@@ -390,13 +390,13 @@ class connect:
         exc = opened.exception()
         if exc is None:
             return
-        if isinstance(exc, InvalidMessage):
-            if isinstance(exc.__cause__, EOFError):
-                raise _closed_during_handshake(connection, exc)
-            if connection.response is None:  # what came is not an HTTP response
-                raise InvalidMessage(
-                    f"did not receive a valid HTTP response from {self._where(wsuri)}: {exc}"
-                ) from exc
+        if isinstance(exc, InvalidMessage) and isinstance(exc.__cause__, EOFError):
+            raise _closed_during_handshake(connection, exc)
+        if type(exc) in (InvalidMessage, SecurityError) and connection.response is None:
+            # What came is not an HTTP response, or one past the limits: say from whom.
+            raise type(exc)(
+                f"did not receive a valid HTTP response from {self._where(wsuri)}: {exc}"
+            ) from exc
         raise exc
 
     # -- redirects

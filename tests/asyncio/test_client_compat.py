@@ -728,6 +728,22 @@ async def test_garbage_answer_is_a_clear_invalid_message() -> None:
     assert process_exception(info.value) is info.value
 
 
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (b"HTTP/1.1 101 Switching Protocols\r\nX-Pad: " + b"a" * 200_000, "line too long"),
+        (b"HTTP/1.1 101 Switching Protocols\r\n" + b"X: y\r\n" * 5000, "too many headers"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n", "body too large"),
+    ],
+)
+async def test_oversized_answers_are_refused(answer: bytes, message: str) -> None:
+    async with raw_server(answer) as (uri, _):
+        with pytest.raises(rapidws.SecurityError) as info:
+            await connect(uri)
+    assert str(info.value).startswith("did not receive a valid HTTP response from 127.0.0.1:")
+    assert message in str(info.value)
+
+
 async def test_closing_mid_response_is_transient() -> None:
     answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: webs"
     async with raw_server(answer, then_close=True) as (uri, _):
