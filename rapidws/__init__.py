@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from .asyncio.attach import attach
     from .asyncio.auth import basic_auth
-    from .asyncio.client import ClientConnection, connect
+    from .asyncio.client import ClientConnection, connect, unix_connect
     from .asyncio.connection import Connection, State
     from .asyncio.opening import PendingRequest, client_handshake, server_handshake
     from .asyncio.router import route, unix_route
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         PayloadTooBig,
         ProtocolError,
         SecurityError,
+        TLSAlert,
         WebSocketException,
     )
     from .listener import Listener, ListenerConnection, connect_listener, serve_listener
@@ -59,6 +60,7 @@ _EXPORTS = {
     "generate_key": ".protocol.handshake",
     "connect": ".asyncio.client",
     "ClientConnection": ".asyncio.client",
+    "unix_connect": ".asyncio.client",
     "Connection": ".asyncio.connection",
     "State": ".asyncio.connection",
     "serve": ".asyncio.server",
@@ -96,6 +98,7 @@ _EXPORTS = {
             "PayloadTooBig",
             "ProtocolError",
             "SecurityError",
+            "TLSAlert",
             "WebSocketException",
         ],
         ".exceptions",
@@ -135,6 +138,7 @@ __all__ = [
     "Server",
     "ServerConnection",
     "State",
+    "TLSAlert",
     "WebSocketException",
     "accept_key",
     "attach",
@@ -148,6 +152,7 @@ __all__ = [
     "serve_listener",
     "server_handshake",
     "set_zlib_backend",
+    "unix_connect",
     "unix_route",
     "unix_serve",
 ]

@@ -33,6 +33,7 @@ __all__ = [
     "PayloadTooBig",
     "ProtocolError",
     "SecurityError",
+    "TLSAlert",
     "WebSocketException",
 ]
 
@@ -202,6 +203,20 @@ class InvalidStatus(InvalidHandshake):
     def __init__(self, response: Response) -> None:
         self.response = response
         super().__init__(f"server rejected WebSocket connection: HTTP {response.status_code}")
+
+
+class TLSAlert(InvalidHandshake):
+    """The server ended the TLS connection with an alert during the opening handshake.
+
+    With TLS 1.3 the client's TLS handshake completes before the server has
+    checked the client's certificate; a refusal arrives as an alert when the
+    client reads the HTTP response.  ``alert`` is the alert's name (``"certificate
+    required"``, ``"unknown ca"``...); the :class:`ssl.SSLError` is the ``__cause__``.
+    """
+
+    def __init__(self, message: str, alert: str) -> None:
+        super().__init__(message)
+        self.alert = alert
 
 
 class InvalidRedirect(InvalidStatus):

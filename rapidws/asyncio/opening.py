@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
 from ..exceptions import InvalidHandshake, InvalidMessage
-from ..http.uri import parse_uri
+from ..http.uri import WebSocketURI, build_authorization_basic, parse_uri
+from ..io.transport import closed_in_handshake
 from ..protocol.extensions.permessage_deflate import (
     enable_client_permessage_deflate,
     enable_server_permessage_deflate,
@@ -35,6 +36,7 @@ from ..protocol.handshake import (
     SelectSubprotocol,
     ServerHandshake,
 )
+from ..protocol.headers import Headers
 from ..protocol.http11 import Request, Response
 from ..protocol.opening import ClientOpening, ServerOpening
 
@@ -57,7 +59,7 @@ def _unread(reader: asyncio.StreamReader, data: bytes) -> None:
 async def _read_some(reader: asyncio.StreamReader) -> bytes:
     data = await reader.read(_READ)
     if not data:
-        raise InvalidMessage("connection closed during the opening handshake")
+        raise closed_in_handshake()
     return data
 
 
@@ -68,6 +70,22 @@ async def _with_timeout(what: str, timeout: float | None, coro: Awaitable[T]) ->
         raise TimeoutError(
             f"{what}: no complete opening handshake within {timeout} seconds"
         ) from None
+
+
+def with_credentials(
+    wsuri: WebSocketURI, additional_headers: HeadersLike | None
+) -> HeadersLike | None:
+    """``additional_headers``, after ``Authorization: Basic`` for ``ws://user:pass@host/``.
+
+    As websockets: the URI's credentials go as HTTP Basic (RFC 7617).
+    """
+    if wsuri.user_info is None:
+        return additional_headers
+    headers = Headers()
+    headers["Authorization"] = build_authorization_basic(*wsuri.user_info)
+    if additional_headers is not None:
+        headers.update(additional_headers)
+    return headers
 
 
 def make_client_handshake(
@@ -88,7 +106,7 @@ def make_client_handshake(
         path=wsuri.resource_name,
         subprotocols=subprotocols,
         extensions=enable_client_permessage_deflate(None) if compression else None,
-        additional_headers=additional_headers,
+        additional_headers=with_credentials(wsuri, additional_headers),
         origin=origin,
         user_agent=user_agent_header,
     )

@@ -24,6 +24,7 @@ from ..protocol.pipeline import Stage
 from .auth import basic_auth
 from .connection import Connection
 from .hooks import ProcessRequest, ProcessResponse, answer
+from .options import CREATE_SERVER, CREATE_UNIX_SERVER, check_keywords, option_names
 
 __all__ = ["Server", "ServerConnection", "basic_auth", "serve", "unix_serve"]
 
@@ -240,7 +241,9 @@ class serve:
     :class:`ServerConnection` subclass); plus ``max_fragment_size``, ``mode``
     (``"text"`` or ``"binary"``: a connection of that type only), ``ssl`` and
     ``fastnet`` (aiofastnet's transports: see :mod:`rapidws.io.network`).
-    Other keyword arguments go to :meth:`asyncio.loop.create_server`.
+    Other keyword arguments go to :meth:`asyncio.loop.create_server`; one
+    that neither takes raises :class:`TypeError` at the call, naming the
+    closest valid option.
     """
 
     def __init__(
@@ -310,6 +313,13 @@ class serve:
         }
         self.unix: bool = kwargs.pop("unix", False)
         self.path: str | None = kwargs.pop("path", None)
+        # The rest goes to the loop: a misspelt option fails here, named, not at await.
+        check_keywords(
+            "rapidws.unix_serve" if self.unix else f"rapidws.{type(self).__name__}",
+            kwargs,
+            own=option_names(serve.__init__),
+            passed_to=CREATE_UNIX_SERVER if self.unix else CREATE_SERVER,
+        )
         self.create_server_kwargs = kwargs
         self.fastnet = fastnet
         self.connection_class = create_connection or ServerConnection

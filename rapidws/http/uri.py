@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import urllib.parse
 
 from ..exceptions import InvalidURI
 
-__all__ = ["WebSocketURI", "parse_uri"]
+__all__ = ["WebSocketURI", "build_authorization_basic", "parse_uri"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +27,13 @@ class WebSocketURI:
     def resource_name(self) -> str:
         """Path and query, as sent in the request line."""
         return f"{self.path}?{self.query}" if self.query else self.path
+
+    @property
+    def user_info(self) -> tuple[str, str] | None:
+        """``(username, password)`` from ``ws://user:pass@host/``, or ``None``."""
+        if self.username is None:
+            return None
+        return self.username, self.password or ""
 
     @property
     def host_header(self) -> str:
@@ -55,6 +63,19 @@ def parse_uri(uri: str) -> WebSocketURI:
     # Non-ASCII characters travel percent-encoded in the request line.
     path = urllib.parse.quote(path, safe="/%:@!$&'()*+,;=~")
     query = urllib.parse.quote(parsed.query, safe="/%:@!$&'()*+,;=?~")
-    username = urllib.parse.unquote(parsed.username) if parsed.username else None
-    password = urllib.parse.unquote(parsed.password) if parsed.password else None
+    username = password = None
+    if parsed.username is not None:
+        # HTTP Basic credentials (RFC 7617) need both parts.
+        if parsed.password is None:
+            raise InvalidURI(uri, "username provided without password")
+        username = urllib.parse.unquote(parsed.username)
+        password = urllib.parse.unquote(parsed.password)
+        if ":" in username:
+            raise InvalidURI(uri, "username contains a colon")
     return WebSocketURI(secure, parsed.hostname, port, path, query, username, password)
+
+
+def build_authorization_basic(username: str, password: str) -> str:
+    """The ``Authorization`` header value for HTTP Basic credentials (RFC 7617 section 2)."""
+    user_pass = f"{username}:{password}".encode(errors="surrogateescape")
+    return "Basic " + base64.b64encode(user_pass).decode()

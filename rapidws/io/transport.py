@@ -476,7 +476,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         if self.engine is not None:
             self.engine.receive_eof()
         elif not self._opened.done():
-            self._handshake_failed(InvalidMessage("connection closed during the opening handshake"))
+            self._handshake_failed(closed_in_handshake())
         return None  # let the transport close itself
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -488,10 +488,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
             if handle is not None:
                 handle.cancel()
         if not self._opened.done():
-            self._opened.set_exception(
-                self.handshake_exc
-                or InvalidMessage("connection closed during the opening handshake")
-            )
+            self._opened.set_exception(self.handshake_exc or closed_in_handshake())
             self._opened.exception()  # mark retrieved: connect() may not be waiting
         if self._pings:
             closed = self._closed_error()
@@ -789,7 +786,9 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
     def _open_timed_out(self) -> None:
         self._open_timer = None
         if not self._opened.done():
-            self.handshake_exc = TimeoutError("timed out during the opening handshake")
+            self.handshake_exc = TimeoutError(
+                f"timed out during the opening handshake after {self.open_timeout:g} s"
+            )
             self._opened.set_exception(self.handshake_exc)
             self._opened.exception()
             if self.transport is not None:
@@ -1004,6 +1003,17 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         if self._lost.done():
             closed.__cause__ = self._lost_cause
         return closed
+
+
+def closed_in_handshake() -> InvalidMessage:
+    """The peer closed before the opening handshake was complete.
+
+    The cause is an :class:`EOFError`, as in websockets, whose
+    ``process_exception`` deems such a failure transient.
+    """
+    exc = InvalidMessage("connection closed during the opening handshake")
+    exc.__cause__ = EOFError("the connection closed before a whole HTTP message came")
+    return exc
 
 
 # -- the data path, as functions: C calls in the compiled build ------------------

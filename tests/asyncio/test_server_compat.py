@@ -416,3 +416,20 @@ async def test_keepalive_timeout_is_logged_once_and_says_1011(
     assert str(exc) == "sent 1011 (internal error) keepalive ping timeout; no close frame received"
     info = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert info == ["keepalive ping timed out; closing the connection"]
+
+
+# -- keyword arguments checked at the call -----------------------------------------------
+
+
+def test_a_misspelt_option_is_named_at_the_call() -> None:
+    with pytest.raises(
+        TypeError, match=r"rapidws.serve\(\) .* 'open_timout'; did you mean 'open_timeout'"
+    ):
+        rapidws.serve(named, "127.0.0.1", 0, open_timout=1)
+    with pytest.raises(
+        TypeError, match=r"rapidws.unix_serve\(\) .* 'bakclog'; did you mean 'backlog'"
+    ):
+        unix_serve(named, "/tmp/x.sock", bakclog=5)
+    with pytest.raises(TypeError, match=r"rapidws.serve_listener\(\) .* 'max_sise'"):
+        rapidws.serve_listener(lambda request: rapidws.Listener(), max_sise=5)
+    rapidws.serve(named, "127.0.0.1", 0, backlog=5, reuse_port=True)  # the loop's own: fine
