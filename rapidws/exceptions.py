@@ -25,6 +25,7 @@ __all__ = [
     "InvalidHeaderFormat",
     "InvalidHeaderValue",
     "InvalidMessage",
+    "InvalidOrigin",
     "InvalidState",
     "InvalidStatus",
     "InvalidURI",
@@ -179,6 +180,15 @@ class InvalidHeaderFormat(InvalidHeader):
 
 class InvalidHeaderValue(InvalidHeader):
     """A header value is syntactically fine but not acceptable."""
+
+
+class InvalidOrigin(InvalidHeader):
+    """The Origin header is not one the server allows (a server answers 403)."""
+
+    status = 403
+
+    def __init__(self, origin: str | None) -> None:
+        super().__init__("Origin", origin)
 
 
 class InvalidUpgrade(InvalidHeader):

@@ -16,6 +16,7 @@ back in the reader, so that :func:`~rapidws.attach` with
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
@@ -119,6 +120,7 @@ def make_server_handshake(
     compression: str | None = "deflate",
     server_header: str | None = "rapidws",
     require_subprotocol: bool = False,
+    origins: Sequence[str | re.Pattern[str] | None] | None = None,
 ) -> ServerHandshake:
     """The server's handshake with ``serve``'s handshake options."""
     if compression not in ("deflate", None):
@@ -129,6 +131,7 @@ def make_server_handshake(
         server_header=server_header,
         select_subprotocol=select_subprotocol,
         require_subprotocol=require_subprotocol,
+        origins=origins,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
@@ -161,8 +162,20 @@ class Server:
             if not self._closing:
                 raise
 
-    def close(self, close_connections: bool = True) -> None:
-        """Stop listening and close every connection with 1001 (going away).
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the server runs on."""
+        assert self.server is not None
+        return self.server.get_loop()
+
+    async def start_serving(self) -> None:
+        """Start accepting connections (``serve`` has, unless ``start_serving=False``)."""
+        assert self.server is not None
+        await self.server.start_serving()
+
+    def close(
+        self, close_connections: bool = True, code: int = 1001, reason: str = "server shutting down"
+    ) -> None:
+        """Stop listening and close every connection with ``code`` (1001: going away).
 
         Use :meth:`wait_closed` to wait until they are all closed.
         """
@@ -171,16 +184,16 @@ class Server:
         self._closing = True
         loop = asyncio.get_running_loop()
         self._closed = loop.create_future()
-        self._close_task = loop.create_task(self._close(close_connections))
+        self._close_task = loop.create_task(self._close(close_connections, code, reason))
 
-    async def _close(self, close_connections: bool) -> None:
+    async def _close(self, close_connections: bool, code: int, reason: str) -> None:
         assert self._closed is not None
         try:
             if self.server is not None:
                 self.server.close()
             if close_connections:
                 await asyncio.gather(
-                    *(conn._close(1001, "server shutting down") for conn in list(self.connections)),
+                    *(conn._close(code, reason) for conn in list(self.connections)),
                     return_exceptions=True,
                 )
             tasks = [
@@ -230,7 +243,9 @@ class serve:
     them gets HTTP 400 naming them, unless a handler is registered under
     ``None`` for such clients.
     Options match ``websockets.asyncio.server.serve``: ``subprotocols``,
-    ``select_subprotocol(connection, subprotocols)``,
+    ``select_subprotocol(connection, subprotocols)``, ``origins`` (the
+    ``Origin`` values allowed: strings, compiled patterns, ``None`` for
+    clients that send none; others get 403),
     ``process_request(connection, request)`` (return a
     :class:`~rapidws.protocol.http11.Response` to answer with it instead of
     upgrading), ``process_response(connection, request, response)`` (both
@@ -254,6 +269,7 @@ class serve:
         *,
         subprotocols: Sequence[str] | None = None,
         select_subprotocol: SelectSubprotocol | None = None,
+        origins: Sequence[str | re.Pattern[str] | None] | None = None,
         process_request: ProcessRequest | None = None,
         process_response: ProcessResponse | None = None,
         server_header: str | None = "rapidws",
@@ -295,6 +311,7 @@ class serve:
             server_header=server_header,
             select_subprotocol=select_subprotocol,
             require_subprotocol=require_subprotocol,
+            origins=origins,
         )
         self.process_request = process_request
         self.process_response = process_response

@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import inspect
+import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from ..exceptions import (
     InvalidHeader,
     InvalidHeaderValue,
     InvalidMessage,
+    InvalidOrigin,
     InvalidUpgrade,
     InvalidVersion,
     NegotiationError,
@@ -148,6 +150,8 @@ class ServerHandshake:
     The subprotocol is the first of ``subprotocols`` (server preference) that
     the client offered, or none; with ``require_subprotocol``, a client that
     offers none of them is rejected (400, naming the supported ones).
+    ``origins``, if given, lists the ``Origin`` values accepted (strings,
+    compiled patterns, ``None`` for no header); others get 403.
     ``select_subprotocol``, if given, replaces that rule: called as
     websockets does, ``select_subprotocol(connection, offers)`` (``connection``
     is what :meth:`accept` was given), or with the offers alone if it takes
@@ -167,6 +171,7 @@ class ServerHandshake:
         server_header: str | None = "rapidws",
         select_subprotocol: SelectSubprotocol | None = None,
         require_subprotocol: bool = False,
+        origins: Sequence[str | re.Pattern[str] | None] | None = None,
     ) -> None:
         self.subprotocols = list(subprotocols or ())
         build_subprotocol_list(self.subprotocols)  # ValueError if not tokens
@@ -179,6 +184,7 @@ class ServerHandshake:
         if require_subprotocol and not self.subprotocols:
             raise ValueError("require_subprotocol needs subprotocols")
         self.require_subprotocol = require_subprotocol
+        self.origins = None if origins is None else list(origins)
 
     def accept(
         self,
@@ -219,6 +225,8 @@ class ServerHandshake:
             exc.status = 405
             raise exc
         _single(headers, "Host")
+        if self.origins is not None:
+            self._check_origin(headers)
         _check_upgrade(headers)
         key = _single(headers, "Sec-WebSocket-Key")
         try:
@@ -253,6 +261,30 @@ class ServerHandshake:
             response_headers._add("Server", self.server_header)
         response = Response(101, "Switching Protocols", response_headers)
         return Accept(response, subprotocol, extensions)
+
+    def _check_origin(self, headers: Headers) -> None:
+        """RFC 6455 4.2.2 and 10.2: refuse a page from a site not in ``origins`` (403).
+
+        A browser always sends ``Origin``; ``None`` among ``origins`` lets
+        clients that send none (not browsers) in.  Entries are exact strings
+        or compiled patterns matched in full.
+        """
+        values = headers._values("origin")
+        if len(values) > 1:
+            raise InvalidOrigin(", ".join(values))
+        origin = values[0] if values else None
+        assert self.origins is not None
+        for allowed in self.origins:
+            if allowed is None:
+                if origin is None:
+                    return
+            elif origin is not None:
+                if isinstance(allowed, str):
+                    if origin == allowed:
+                        return
+                elif allowed.fullmatch(origin):
+                    return
+        raise InvalidOrigin(origin)
 
     def _negotiate_subprotocol(self, headers: Headers, connection: Any) -> str | None:
         offered = parse_all(headers, "Sec-WebSocket-Protocol", parse_subprotocol_list)

@@ -433,3 +433,28 @@ def test_a_misspelt_option_is_named_at_the_call() -> None:
     with pytest.raises(TypeError, match=r"rapidws.serve_listener\(\) .* 'max_sise'"):
         rapidws.serve_listener(lambda request: rapidws.Listener(), max_sise=5)
     rapidws.serve(named, "127.0.0.1", 0, backlog=5, reuse_port=True)  # the loop's own: fine
+
+
+# -- origins ---------------------------------------------------------------------------------
+
+
+async def test_origins_refuse_other_sites_with_403() -> None:
+    import re
+
+    origins = ["https://chat.example", re.compile(r"https://[a-z]+\.example\.org"), None]
+    async with running_server(origins=origins) as (server, uri):
+        for origin in ("https://chat.example", "https://app.example.org", None):
+            await assert_still_serving(uri, origin=origin)
+        for origin in ("https://evil.example", "https://chat.example.evil", "null"):
+            with pytest.raises(rapidws.InvalidStatus) as caught:
+                await rapidws.connect(uri, origin=origin)
+            assert caught.value.response.status_code == 403
+        raw, response = await RawClient.open(
+            port_of(server), request_with(b"Origin: https://chat.example", b"Origin: https://x")
+        )
+        assert response is not None and response.status_code == 403  # two Origins: refused
+        raw.close()
+    async with running_server(origins=["https://chat.example"]) as (_, uri):
+        with pytest.raises(rapidws.InvalidStatus) as caught:
+            await rapidws.connect(uri)  # no Origin: not allowed unless None is listed
+        assert caught.value.response.status_code == 403
