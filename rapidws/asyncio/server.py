@@ -29,6 +29,9 @@ from .options import CREATE_SERVER, CREATE_UNIX_SERVER, check_keywords, option_n
 
 __all__ = ["Server", "ServerConnection", "basic_auth", "serve", "unix_serve"]
 
+#: The ``Retry-After`` (seconds) of the 503 answering a connection past ``max_connections``.
+RETRY_AFTER = "5"
+
 Handler = Callable[["ServerConnection"], Awaitable[Any]]
 #: One handler, or one per subprotocol (``None``: for clients that offer none of them).
 Handlers = Handler | Mapping[str | None, Handler]
@@ -63,6 +66,14 @@ class ServerConnection(Connection):
         self.server._register(self)
 
     def process_request(self, request: Request) -> Response | Awaitable[Response | None] | None:
+        server = self.server
+        if server.max_connections is not None and len(server.connections) > server.max_connections:
+            # Counted with the connections still in their handshake: this one among them.
+            assert isinstance(self.handshake, ServerHandshake)
+            self.handshake_exc = InvalidMessage("too many connections")
+            return self.handshake.reject(
+                503, "Too many connections; try again later.", [("Retry-After", RETRY_AFTER)]
+            )
         if self._process_request_hook is None and self._process_response_hook is None:
             return self._accept(request)
         return answer(
@@ -129,6 +140,8 @@ class Server:
         self.logger = logger or default_logger
         self.server: asyncio.AbstractServer | None = None
         self.connections: set[BaseConnection] = set()
+        #: Past this many connections, new ones get HTTP 503 (see :func:`serve`).
+        self.max_connections: int | None = None
         self._closing = False
         self._closed: asyncio.Future[None] | None = None
         self._idle: asyncio.Future[None] | None = None
@@ -250,7 +263,8 @@ class serve:
     :class:`~rapidws.protocol.http11.Response` to answer with it instead of
     upgrading), ``process_response(connection, request, response)`` (both
     hooks may be coroutine functions; one that raises answers HTTP 500),
-    ``server_header``, ``compression``, ``open_timeout``,
+    ``server_header``, ``max_connections`` (past it, a new connection gets
+    HTTP 503 with ``Retry-After``), ``compression``, ``open_timeout``,
     ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_size``,
     ``max_queue``, ``write_limit``, ``create_connection`` (a
     :class:`ServerConnection` subclass); plus ``max_fragment_size``, ``mode``
@@ -283,6 +297,7 @@ class serve:
         max_queue: int | tuple[int, int | None] | None = 16,
         write_limit: int | tuple[int, int | None] = 2**15,
         max_fragment_size: int | None = None,
+        max_connections: int | None = None,
         mode: str | None = None,
         frames: bool = False,
         stages: Sequence[Stage | Callable[[], Stage]] | None = None,
@@ -341,6 +356,9 @@ class serve:
         self.fastnet = fastnet
         self.connection_class = create_connection or ServerConnection
         self.server = Server(logger)
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        self.server.max_connections = max_connections
         self.options["deadlines"] = self.server.deadlines
 
     def _factory(self) -> ServerConnection:
