@@ -408,6 +408,16 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         return self.transport.get_extra_info("sockname") if self.transport else None
 
     @property
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The peer's TLS certificate, as :meth:`ssl.SSLSocket.getpeercert` gives it
+        (``None`` without TLS, or when the peer sent none)."""
+        transport = self.transport
+        if transport is None:
+            return None
+        cert: dict[str, Any] | None = transport.get_extra_info("peercert")
+        return cert or None
+
+    @property
     def close_code(self) -> int | None:
         """The code of the peer's close frame once closed (1006 if none came)."""
         if not self._lost.done():
