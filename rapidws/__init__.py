@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .asyncio.connection import Connection, State
     from .asyncio.opening import PendingRequest, client_handshake, server_handshake
     from .asyncio.server import Server, ServerConnection, serve
+    from .asyncio.streams import WebSocketStreamReader, WebSocketStreamWriter, open_connection
     from .exceptions import (
         ConcurrencyError,
         ConnectionClosed,
@@ -62,6 +63,9 @@ _EXPORTS = {
     "serve": ".asyncio.server",
     "Server": ".asyncio.server",
     "ServerConnection": ".asyncio.server",
+    "open_connection": ".asyncio.streams",
+    "WebSocketStreamReader": ".asyncio.streams",
+    "WebSocketStreamWriter": ".asyncio.streams",
     "CloseCode": ".protocol.frames",
     "Frame": ".protocol.frames",
     "Opcode": ".protocol.frames",
@@ -130,12 +134,15 @@ __all__ = [
     "ServerConnection",
     "State",
     "WebSocketException",
+    "WebSocketStreamReader",
+    "WebSocketStreamWriter",
     "accept_key",
     "attach",
     "client_handshake",
     "connect",
     "connect_listener",
     "generate_key",
+    "open_connection",
     "serve",
     "serve_listener",
     "server_handshake",

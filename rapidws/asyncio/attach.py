@@ -28,6 +28,7 @@ from .client import ClientConnection
 from .connection import Connection
 from .opening import make_client_handshake, make_server_handshake
 from .server import ProcessRequest
+from .streams import Streams, open_streams, stream_connection_class
 
 __all__ = ["AttachedServerConnection", "attach"]
 
@@ -85,7 +86,8 @@ async def attach(
     mode: str | None = None,
     frames: bool = False,
     stages: Sequence[Stage | Callable[[], Stage]] | None = None,
-) -> Connection | ListenerConnection:
+    stream: bool | str = False,
+) -> Connection | ListenerConnection | Streams:
     """Run WebSocket on an established stream, as its ``side`` (``"client"`` or ``"server"``).
 
     With ``handshake=True`` (the default) the HTTP opening handshake runs on
@@ -96,7 +98,9 @@ async def attach(
     with ``subprotocol`` and ``extensions`` (negotiated some other way) as given.
 
     Returns the async API's connection, or with ``listener=`` a
-    :class:`~rapidws.ListenerConnection` driving that listener.  Bytes the
+    :class:`~rapidws.ListenerConnection` driving that listener, or with
+    ``stream=True`` (or ``"text"``) a ``(reader, writer)`` pair of byte
+    streams (see :mod:`rapidws.asyncio.streams`).  Bytes the
     reader had buffered are the connection's first.  Other options are those
     of :func:`~rapidws.connect` / :func:`~rapidws.serve`.
     """
@@ -115,9 +119,11 @@ async def attach(
         "write_limit": write_limit,
         "max_fragment_size": max_fragment_size,
         "mode": mode,
-        "frames": frames,
+        "frames": frames or bool(stream),
         "stages": stages,
     }
+    if stream and listener is not None:
+        raise ValueError("attach: stream=True and listener= do not mix")
     conn: BaseConnection
     if side == "client":
         if handshake and uri is None:
@@ -133,7 +139,8 @@ async def attach(
         if listener is not None:
             conn = ListenerConnection(listener, client_handshake, **options)
         else:
-            conn = ClientConnection(client_handshake, **options)
+            client_class = stream_connection_class(ClientConnection) if stream else ClientConnection
+            conn = client_class(client_handshake, **options)
     else:
         server_handshake = make_server_handshake(
             subprotocols=subprotocols,
@@ -144,7 +151,10 @@ async def attach(
         if listener is not None:
             conn = ListenerConnection(listener, server_handshake, **options)
         else:
-            conn = AttachedServerConnection(server_handshake, process_request, **options)
+            server_class = AttachedServerConnection
+            if stream:
+                server_class = stream_connection_class(server_class)
+            conn = server_class(server_handshake, process_request, **options)
     # What the reader holds already is the connection's first input.
     # (StreamReader has no public way to take its buffer without awaiting.)
     pending: bytearray = reader._buffer  # type: ignore[attr-defined]
@@ -163,4 +173,7 @@ async def attach(
         conn.data_received(buffered)
     transport.resume_reading()  # the stream's protocol may have paused it
     await conn._opened
+    if stream:
+        assert isinstance(conn, Connection)
+        return open_streams(conn, stream)
     return conn

@@ -22,6 +22,7 @@ from ..protocol.handshake import ServerHandshake
 from ..protocol.http11 import Request, Response
 from ..protocol.pipeline import Stage
 from .connection import Connection
+from .streams import StreamHandler, stream_connection_class, stream_handler
 
 __all__ = ["Server", "ServerConnection", "serve"]
 
@@ -205,12 +206,14 @@ class serve:
     :class:`ServerConnection` subclass); plus ``max_fragment_size``, ``mode``
     (``"text"`` or ``"binary"``: a connection of that type only), ``ssl`` and
     ``fastnet`` (aiofastnet's transports: see :mod:`rapidws.io.network`).
+    ``stream=True`` (or ``"text"``) calls ``handler(reader, writer)`` with
+    byte streams instead (see :mod:`rapidws.asyncio.streams`).
     Other keyword arguments go to :meth:`asyncio.loop.create_server`.
     """
 
     def __init__(
         self,
-        handler: Handler,
+        handler: Handler | StreamHandler,
         host: str | Sequence[str] | None = None,
         port: int | None = None,
         *,
@@ -235,13 +238,19 @@ class serve:
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         create_connection: type[ServerConnection] | None = None,
         fastnet: bool | None = None,
+        stream: bool | str = False,
         **kwargs: Any,
     ) -> None:
+        if stream:
+            # Byte streams: frames queue as they come (see streams.py).
+            handler = stream_handler(handler, stream)  # type: ignore[arg-type]
+            create_connection = stream_connection_class(create_connection or ServerConnection)
+            frames = True
         if compression == "deflate":
             extensions = enable_server_permessage_deflate(extensions)
         elif compression is not None:
             raise ValueError(f"unsupported compression: {compression}")
-        self.handler = handler
+        self.handler: Handler = handler  # type: ignore[assignment]
         self.host = host
         self.port = port
         self.ssl = ssl
