@@ -235,17 +235,19 @@ class WebSocketStreamReader:
                 buf += chunk if pos == 0 else memoryview(chunk)[pos:]
                 self._partial = True
                 index = buf.find(separator, start)
-                if index >= 0:
+                if 0 <= index <= self._limit:
                     end = index + len(separator)
                     # The rest lies in the current frame: the separator ends past its start.
                     self._pos = len(chunk) - (len(buf) - end)
                     del buf[end:]
                     return bytes(buf)
-                if len(buf) > self._limit:
+                if index > self._limit or len(buf) > self._limit:
                     self._chunk, self._pos = bytes(buf), 0  # readable again
-                    raise asyncio.LimitOverrunError(
-                        "Separator is not found, and chunk exceed the limit", len(buf)
-                    )
+                    if index < 0:
+                        message = "Separator is not found, and chunk exceed the limit"
+                    else:
+                        message = "Separator is found, but chunk is longer than limit"
+                    raise asyncio.LimitOverrunError(message, len(buf) if index < 0 else index)
                 self._pos = len(chunk)
             if not await self._fill():
                 raise asyncio.IncompleteReadError(bytes(buf), None)
@@ -253,14 +255,16 @@ class WebSocketStreamReader:
     async def readline(self) -> bytes:
         """A line ending in ``b"\\n"``; at the end of the stream, what came (maybe ``b""``).
 
-        :class:`ValueError` for a line over ``limit`` (it is dropped).
+        :class:`ValueError` for a line over ``limit`` (it is dropped, as far as it came).
         """
         try:
             return await self.readuntil(b"\n")
         except asyncio.IncompleteReadError as exc:
             return exc.partial
         except asyncio.LimitOverrunError as exc:
-            self._chunk, self._pos = b"", 0
+            # As asyncio: drop the line, through its end if it came.
+            end = self._chunk.find(b"\n")
+            self._pos = len(self._chunk) if end < 0 else end + 1
             raise ValueError(exc.args[0]) from None
 
     async def read_message(self) -> str | bytes | None:
