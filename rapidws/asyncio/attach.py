@@ -28,7 +28,7 @@ from .client import ClientConnection
 from .connection import Connection
 from .opening import make_client_handshake, make_server_handshake
 from .server import ProcessRequest
-from .streams import Streams, open_streams, stream_connection_class
+from .streams import Streams, is_text_stream, open_streams, stream_connection_class
 
 __all__ = ["AttachedServerConnection", "attach"]
 
@@ -124,6 +124,8 @@ async def attach(
     }
     if stream and listener is not None:
         raise ValueError("attach: stream=True and listener= do not mix")
+    if stream:
+        is_text_stream(stream)  # a bad value fails here, before the handshake
     conn: BaseConnection
     if side == "client":
         if handshake and uri is None:

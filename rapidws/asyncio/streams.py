@@ -48,6 +48,7 @@ __all__ = [
     "StreamHandler",
     "WebSocketStreamReader",
     "WebSocketStreamWriter",
+    "is_text_stream",
     "open_connection",
     "open_streams",
     "stream_connection_class",
@@ -91,8 +92,8 @@ def stream_connection_class(base: type[C]) -> type[C]:
     return cls
 
 
-def _stream_mode(stream: bool | str) -> bool:
-    """Whether ``stream=`` (True, "binary" or "text") asks for a text stream."""
+def is_text_stream(stream: bool | str) -> bool:
+    """Whether ``stream=`` (True, ``"binary"`` or ``"text"``) asks for a text stream."""
     if stream is True or stream == "binary":
         return False
     if stream == "text":
@@ -105,7 +106,7 @@ def open_streams(connection: Connection, stream: bool | str = True) -> Streams:
 
     ``stream="text"``: the writer sends text messages and takes ``str``.
     """
-    text = _stream_mode(stream)
+    text = is_text_stream(stream)
     if not isinstance(connection, _StreamFrames):
         raise TypeError("open_streams needs a connection opened in stream mode (stream=True)")
     return WebSocketStreamReader(connection), WebSocketStreamWriter(connection, text)
@@ -113,7 +114,7 @@ def open_streams(connection: Connection, stream: bool | str = True) -> Streams:
 
 def stream_handler(handler: StreamHandler, stream: bool | str) -> Callable[[Any], Awaitable[Any]]:
     """A :func:`~rapidws.serve` handler calling ``handler(reader, writer)``."""
-    _stream_mode(stream)  # a bad value fails in serve(), not per connection
+    is_text_stream(stream)  # a bad value fails in serve(), not per connection
 
     async def run(connection: Connection) -> None:
         reader, writer = open_streams(connection, stream)

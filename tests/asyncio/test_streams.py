@@ -307,6 +307,20 @@ async def test_attach_stream_pair() -> None:
         await server_writer.wait_closed()
 
 
+async def test_attach_checks_stream_first() -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        with pytest.raises(ValueError, match="stream must be"):
+            await rapidws.attach(r, w, uri="ws://127.0.0.1/", stream="lines")
+        with pytest.raises(ValueError, match="do not mix"):
+            await rapidws.attach(
+                r, w, uri="ws://127.0.0.1/", stream=True, listener=rapidws.Listener()
+            )
+        w.close()
+
+
 # -- flow control ------------------------------------------------------------------
 
 
