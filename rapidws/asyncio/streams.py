@@ -41,7 +41,6 @@ from typing import Any, TypeVar
 
 from ..exceptions import ConnectionClosed, ConnectionClosedOK
 from ..protocol.engine import OP_BINARY, OP_CONT, OP_TEXT, OPEN
-from ..protocol.frames import Frame
 from .connection import Connection
 
 __all__ = [
@@ -74,7 +73,7 @@ class _StreamFrames:
         # endless: the engine counts a message's size per frame, so start
         # its count again (the engine's fields are public in both builds).
         conn.engine._msg_size = 0
-        conn.on_message(Frame.from_wire(opcode, payload, fin, rsv))
+        conn.on_message((opcode, payload, fin))  # queued as the frame API's are
 
 
 _CLASSES: dict[type, type] = {}
@@ -153,21 +152,24 @@ class WebSocketStreamReader:
         if self._exc is not None:
             raise self._exc
         try:
-            frame: Any = await self._conn.recv()  # a Frame: see _StreamFrames
+            frame: Any = await self._conn.recv()  # (opcode, payload, fin): see _StreamFrames
         except ConnectionClosedOK:
             self._eof = True
             return False
         except ConnectionClosed as exc:
             self._exc = exc
             raise
-        opcode, payload, fin = frame[0], frame[1], frame[2]
+        self._take(frame)
+        return True
+
+    def _take(self, frame: tuple[int, bytes, bool]) -> None:
+        opcode, payload, fin = frame
         if opcode != OP_CONT:
             self._text = opcode == OP_TEXT
             self._partial = False
         self._chunk = payload
         self._pos = 0
         self._fin = fin
-        return True
 
     def at_eof(self) -> bool:
         """Whether the peer closed and everything received was read."""
@@ -192,8 +194,24 @@ class WebSocketStreamReader:
         if n == 0:
             return b""
         while self._pos >= len(self._chunk):
-            if not await self._fill():
+            # _fill, inlined: one coroutine less to create, and to resume
+            # through, per frame.
+            if self._eof:
                 return b""
+            if self._exc is not None:
+                raise self._exc
+            try:
+                frame: Any = await self._conn.recv()
+            except ConnectionClosedOK:
+                self._eof = True
+                return b""
+            except ConnectionClosed as exc:
+                self._exc = exc
+                raise
+            opcode, self._chunk, self._fin = frame
+            self._pos = 0
+            if opcode != OP_CONT:
+                self._text = opcode == OP_TEXT
         chunk = self._chunk
         pos = self._pos
         self._partial = True
@@ -311,6 +329,10 @@ class WebSocketStreamWriter:
         #: Whether ``write`` sends text messages (and takes ``str``).
         self.text = text
         self._close_task: asyncio.Task[None] | None = None
+        # What drain() returns when there is nothing to wait for: awaiting a
+        # done future costs less than a coroutine, on every write.
+        self._drained: asyncio.Future[None] = connection.loop.create_future()
+        self._drained.set_result(None)
 
     @property
     def websocket(self) -> Connection:
@@ -328,7 +350,9 @@ class WebSocketStreamWriter:
         Does not wait: follow with ``await drain()``.  Raise
         :class:`~rapidws.exceptions.ConnectionClosed` once closing.
         """
-        if self.text:
+        if type(data) is bytes and not self.text:
+            pass
+        elif self.text:
             if not isinstance(data, str):
                 raise TypeError(f"a text stream writes str, not {type(data).__name__}")
         elif not isinstance(data, (bytes, bytearray, memoryview)):
@@ -374,12 +398,18 @@ class WebSocketStreamWriter:
             payload = item.encode("utf-8") if isinstance(item, str) else item
             engine.send_data(opcode if i == 0 else OP_CONT, payload, i == last, False)
 
-    async def drain(self) -> None:
+    def drain(self) -> Awaitable[None]:
         """Wait while the write buffer is over ``write_limit`` (the peer is slow).
 
         Raise :class:`~rapidws.exceptions.ConnectionClosed` if the
         connection is lost, as asyncio raises ``ConnectionResetError``.
         """
+        conn = self._conn
+        if conn._paused_writing or conn._lost.done():
+            return self._drain()
+        return self._drained
+
+    async def _drain(self) -> None:
         conn = self._conn
         if conn._paused_writing:
             await conn._drain()
