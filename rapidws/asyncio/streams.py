@@ -73,7 +73,7 @@ class _StreamFrames:
         # endless: the engine counts a message's size per frame, so start
         # its count again (the engine's fields are public in both builds).
         conn.engine._msg_size = 0
-        conn.on_message((opcode, payload, fin))  # queued as the frame API's are
+        conn.on_message((opcode, payload, fin))  # queued, under max_queue, as messages are
 
 
 _CLASSES: dict[type, type] = {}

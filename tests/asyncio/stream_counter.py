@@ -4,7 +4,8 @@
 
 Prints its port on the first line of standard output, then serves until
 killed.  A connection to ``/N`` reads bytes with ``reader.read`` until
-``N`` have come, answers with their count (ASCII) and closes.
+``N`` have come, answers with their count (ASCII) and closes; one to
+``/stall`` never reads.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ async def count(
 ) -> None:
     request = writer.websocket.request
     assert request is not None
+    if request.path == "/stall":
+        await writer.websocket.wait_closed()  # reads nothing: the queue fills, reading pauses
+        return
     expected = int(request.path.lstrip("/"))
     total = 0
     while total < expected:

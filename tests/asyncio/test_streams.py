@@ -591,3 +591,23 @@ async def test_a_1_gib_upload_streams_in_bounded_memory(shape: str) -> None:
             assert await ws.recv() == str(GIB).encode()
         _, peak = memory(proc.pid)
     assert peak - before < 64 << 20, f"RSS grew by {(peak - before) >> 20} MiB"
+
+
+async def test_a_server_that_never_reads_stays_bounded() -> None:
+    """A stream handler that never reads: the client's writes back up, the server's RSS does not."""
+    chunk = os.urandom(65536)
+    with counter_process() as (port, proc):
+        before, _ = memory(proc.pid)
+        uri = f"ws://127.0.0.1:{port}/stall"
+        _, writer = await rapidws.open_connection(uri, compression=None)
+        sent = 0
+        for _ in range(4096):  # 256 MiB at most: the writes back up long before
+            writer.write(chunk)
+            sent += len(chunk)
+            if writer.websocket._paused_writing:
+                break
+            await asyncio.sleep(0)  # let the event loop send
+        assert writer.websocket._paused_writing, "the client's writes never backed up"
+        _, peak = memory(proc.pid)
+        writer.websocket.transport.abort()
+    assert peak - before < 64 << 20, f"RSS grew by {(peak - before) >> 20} MiB for {sent >> 20} MiB"
