@@ -26,6 +26,7 @@ from .auth import basic_auth
 from .connection import Connection
 from .hooks import ProcessRequest, ProcessResponse, answer
 from .options import CREATE_SERVER, CREATE_UNIX_SERVER, check_keywords, option_names
+from .streams import StreamHandler, stream_connection_class, stream_handler
 
 __all__ = ["Server", "ServerConnection", "basic_auth", "serve", "unix_serve"]
 
@@ -270,6 +271,8 @@ class serve:
     :class:`ServerConnection` subclass); plus ``max_fragment_size``, ``mode``
     (``"text"`` or ``"binary"``: a connection of that type only), ``ssl`` and
     ``fastnet`` (aiofastnet's transports: see :mod:`rapidws.io.network`).
+    ``stream=True`` (or ``"text"``) calls ``handler(reader, writer)`` with
+    byte streams instead (see :mod:`rapidws.asyncio.streams`).
     Other keyword arguments go to :meth:`asyncio.loop.create_server`; one
     that neither takes raises :class:`TypeError` at the call, naming the
     closest valid option.
@@ -277,7 +280,7 @@ class serve:
 
     def __init__(
         self,
-        handler: Handlers,
+        handler: Handlers | StreamHandler | Mapping[str | None, StreamHandler],
         host: str | Sequence[str] | None = None,
         port: int | None = None,
         *,
@@ -305,8 +308,17 @@ class serve:
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         create_connection: type[ServerConnection] | None = None,
         fastnet: bool | None = None,
+        stream: bool | str = False,
         **kwargs: Any,
     ) -> None:
+        if stream:
+            # Byte streams: frames queue as they come (see streams.py).
+            if callable(handler):
+                handler = stream_handler(handler, stream)  # type: ignore[arg-type]
+            elif isinstance(handler, Mapping):
+                handler = {k: stream_handler(v, stream) for k, v in handler.items()}  # type: ignore[arg-type]
+            create_connection = stream_connection_class(create_connection or ServerConnection)
+            frames = True
         if compression == "deflate":
             extensions = enable_server_permessage_deflate(extensions)
         elif compression is not None:
@@ -316,7 +328,7 @@ class serve:
             handler, subprotocols, require_subprotocol = _per_subprotocol(
                 handler, subprotocols, select_subprotocol
             )
-        self.handler: Handlers = handler
+        self.handler: Handlers = handler  # type: ignore[assignment]
         self.host = host
         self.port = port
         self.ssl = ssl

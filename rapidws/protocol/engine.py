@@ -936,7 +936,10 @@ class Engine:
 
         Text is checked as UTF-8 across the message's frames (a character
         may span them), failing at once on a bad byte and at the last frame
-        on a character left incomplete; ``max_size`` holds for the message.
+        on a character left incomplete.  ``max_size`` holds for each frame
+        (checked at its header, ``_msg_size`` staying 0): the application
+        gets frames as they come, so a message may be as long as it likes
+        (byte streams carry endless ones) while memory stays bounded.
         """
         fin = self._fin
         if self._msg_opcode == OP_TEXT:
@@ -944,10 +947,8 @@ class Engine:
                 self._check_text(payload)
             if fin and not self._text_complete():
                 raise ProtocolError("invalid UTF-8 in text message", 1007)
-        self._msg_size += len(payload)
         if fin:
             self._msg_opcode = 0
-            self._msg_size = 0
         csink = self._csink
         if csink is not None:
             csink.on_frame(self._opcode, payload, fin, self._rsv)
