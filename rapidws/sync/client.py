@@ -494,18 +494,20 @@ class ClientConnection(SinkBase):
             if self._sending is not None:
                 self._wait_fragments()
             self._sending = threading.current_thread()
+        started = False
         try:
             for following in fragments:
                 if not isinstance(following, kinds):
                     raise TypeError("all fragments must be of the same type")
                 self._send_fragment(opcode, fragment, False)
+                started = True
                 opcode = OP_CONT
                 fragment = following
             self._send_fragment(opcode, fragment, True)
         except BaseException:
             with self._lock:
                 engine = self.engine
-                if engine.state == OPEN and not self._done:
+                if started and engine.state == OPEN and not self._done:
                     # Half a message cannot be taken back (RFC 6455 5.4).
                     engine.fail(1011, "error in fragmented message")
                     self._flush_quietly()
@@ -740,7 +742,8 @@ class ClientConnection(SinkBase):
                 self._wanted = True
                 return None
         ping_due = self._ping_due
-        if ping_due is not None and now >= ping_due:
+        if ping_due is not None and now >= ping_due and pong_due is None:
+            # (one keepalive ping at a time: the next waits for this one's pong)
             try:
                 self._keepalive_event = self.ping()
             except ConnectionClosed:
@@ -750,7 +753,7 @@ class ClientConnection(SinkBase):
             self._ping_due = ping_due = now + self.ping_interval
             if self.ping_timeout is not None:
                 self._pong_due = pong_due = now + self.ping_timeout
-        dues = [due for due in (ping_due, pong_due) if due is not None]
+        dues = [due for due in (ping_due, pong_due) if due is not None and due > now]
         return max(min(dues) - now, 0.0) if dues else None
 
 
