@@ -619,7 +619,13 @@ class ClientConnection(SinkBase):
         while another thread is in ``recv`` (which then raises
         :class:`~rapidws.exceptions.ConnectionClosed`).
         """
-        with self._lock:
+        timeout = self.close_timeout
+        if not self._lock.acquire(True, -1 if timeout is None else timeout):
+            # A send is stuck: the server does not read.  Cut the connection
+            # (its sendall fails) rather than wait for ever.
+            self._abort()
+            self._lock.acquire()
+        try:
             self._closing = True
             engine = self.engine
             if not self._done and engine.state == OPEN:
@@ -629,6 +635,8 @@ class ClientConnection(SinkBase):
                     engine.send_close(code, reason)
                 self._start_close_deadline()
                 self._flush_quietly()
+        finally:
+            self._lock.release()
         self._kick()
         self._wait_done()
         self._join_keeper()

@@ -659,6 +659,45 @@ def test_garbage_instead_of_a_handshake_response() -> None:
         rapidws.sync.connect(uri)
 
 
+def test_endless_response_head_is_refused() -> None:
+    def script(conn: socket.socket) -> None:
+        conn.recv(65536)
+        with contextlib.suppress(OSError):
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n" + b"X-Pad: y\r\n" * 20_000)
+
+    with raw_server(script) as uri, pytest.raises(rapidws.SecurityError):
+        rapidws.sync.connect(uri)
+
+
+def test_close_while_a_send_is_stuck() -> None:
+    released = threading.Event()
+
+    def script(conn: socket.socket) -> None:
+        accept(conn)
+        released.wait(WAIT)  # never reads
+
+    errors: list[BaseException] = []
+    with raw_server(script) as uri:
+        ws = rapidws.sync.connect(uri, close_timeout=0.2, compression=None)
+
+        def send() -> None:
+            try:
+                ws.send(os.urandom(2**26))  # far more than the socket buffers hold
+            except BaseException as exc:
+                errors.append(exc)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        try:
+            ws.close()
+            sender.join(WAIT)
+            assert ws.state == rapidws.State.CLOSED
+            assert not sender.is_alive()
+            assert len(errors) == 1 and isinstance(errors[0], ConnectionClosedError)
+        finally:
+            released.set()
+
+
 def test_rejected_handshake() -> None:
     def script(conn: socket.socket) -> None:
         conn.settimeout(WAIT)
