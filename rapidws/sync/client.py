@@ -135,12 +135,15 @@ class ClientConnection(SinkBase):
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
+        # The keeper stops reading at the high-water mark, reads again at the low one.
         if max_queue is None:
-            self._queue_high = 0
+            self._queue_high = self._queue_low = 0
         elif isinstance(max_queue, int):
-            self._queue_high = max_queue
+            self._queue_high, self._queue_low = max_queue, max_queue // 4
         else:
-            self._queue_high = max_queue[0]
+            high, low = max_queue
+            self._queue_high, self._queue_low = high, high // 4 if low is None else low
+        self._queue_full = False
         #: The latest round-trip time measured by a ping, in seconds.
         self.latency = 0.0
         self._tls = isinstance(sock, ssl_module.SSLSocket)
@@ -181,7 +184,7 @@ class ClientConnection(SinkBase):
         if opening.trailing:
             with self._lock:
                 self.engine.receive_data(opening.trailing)
-                self._flush_locked()
+                self._flush_quietly()
             self._check_closed()
         self._keeper = threading.Thread(
             target=self._keep, name=f"rapidws.sync keeper {self.id}", daemon=True
@@ -720,9 +723,13 @@ class ClientConnection(SinkBase):
             wanted = self._wanted
             self._wanted = False
             busy = self._in_recv or (self._recv_count != seen and not wanted)
-            full = (
-                not self._closing and self._queue_high and len(self._messages) >= self._queue_high
-            )
+            if self._closing or not self._queue_high:
+                full = False
+            elif self._queue_full:
+                full = len(self._messages) > self._queue_low
+            else:
+                full = len(self._messages) >= self._queue_high
+            self._queue_full = full
             if busy or full:
                 seen = self._recv_count
                 with cond:
