@@ -160,6 +160,7 @@ class ClientConnection(SinkBase):
         self._poll = select.poll()  # for readers, under _read_lock
         self._poll.register(sock, select.POLLIN)
         self._in_recv = False
+        self._keeper_asleep = False  # the keeper waits for the thread in recv to return
         self._recv_count = 0  # bumped by every recv, for the keeper
         self._wanted = False  # ping() or close() wants the keeper to read now
         self._closing = False  # close() was called
@@ -333,6 +334,9 @@ class ClientConnection(SinkBase):
                     read_lock.release()
         finally:
             self._in_recv = False
+            if self._keeper_asleep:  # this recv waited long: the keeper may read again
+                with self._cond:
+                    self._cond.notify_all()
 
     def _read(self, timeout: float | None) -> bool:
         """Read once from the socket and feed the engine; False if nothing came in time.
@@ -731,9 +735,17 @@ class ClientConnection(SinkBase):
                 full = len(self._messages) >= self._queue_high
             self._queue_full = full
             if busy or full:
+                # The same recv still waiting IDLE later: sleep until it returns
+                # (it wakes the keeper) or a timer is due, not IDLE at a time.
+                deep = self._in_recv and self._recv_count == seen and not full
                 seen = self._recv_count
                 with cond:
-                    if not self._done and not self._wanted:
+                    if deep:
+                        self._keeper_asleep = True
+                        if self._in_recv and not self._done and not self._wanted:
+                            cond.wait(wait)
+                        self._keeper_asleep = False
+                    elif not self._done and not self._wanted:
                         cond.wait(IDLE if wait is None else min(IDLE, wait))
                 continue
             # Idle: wait for the socket (bounded, so that timers run).

@@ -344,6 +344,21 @@ def test_server_ping_is_answered_without_recv(server: tuple[str, Peer]) -> None:
         assert peer.pong.wait(WAIT)
 
 
+def test_keeper_sleeps_while_a_recv_waits_long(server: tuple[str, Peer]) -> None:
+    uri, peer = server
+    with rapidws.sync.connect(uri) as ws:
+        got: list[str | bytes] = []
+        receiver = threading.Thread(target=lambda: got.append(ws.recv(timeout=WAIT)))
+        receiver.start()
+        wait_until(lambda: ws._keeper_asleep)  # no wake-up every IDLE seconds
+        ws.send("wake up")
+        receiver.join(WAIT)
+        assert got == ["wake up"]
+        wait_until(lambda: not ws._keeper_asleep)
+        ws.send("!ping")  # nobody receives now: the keeper reads again
+        assert peer.pong.wait(WAIT)
+
+
 def test_keepalive_pings_answered(server: tuple[str, Peer]) -> None:
     uri, _ = server
     with rapidws.sync.connect(uri, ping_interval=0.02, ping_timeout=WAIT) as ws:
