@@ -248,6 +248,23 @@ def test_recv_timeout_keeps_the_connection(server: tuple[str, Peer]) -> None:
         assert ws.recv(timeout=WAIT) == "still there"
 
 
+def test_spinning_turns_itself_off_for_a_slow_server(server: tuple[str, Peer]) -> None:
+    uri, _ = server
+    with rapidws.sync.connect(uri, spin=0.001) as ws:
+        for _ in range(4):
+            with pytest.raises(TimeoutError):
+                ws.recv(timeout=0.01)  # a spin that found nothing
+        assert ws._spin_misses == 4
+        assert ws._spin_read(ws._sock) is None
+        assert ws._spin_misses == 4  # it did not spin (a spin finding nothing counts)
+        ws.send("x")
+        assert ws.recv(timeout=WAIT) == "x"
+    with rapidws.sync.connect(uri, spin=0) as ws:
+        ws.send("no spin")
+        assert ws.recv(timeout=WAIT) == "no spin"
+        assert ws._waits == 0
+
+
 def test_iteration_ends_on_normal_close(server: tuple[str, Peer]) -> None:
     uri, peer = server
     with rapidws.sync.connect(uri) as ws:
