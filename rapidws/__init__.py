@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .asyncio.attach import attach
     from .asyncio.client import ClientConnection, connect
     from .asyncio.connection import Connection, State
+    from .asyncio.halves import Receiver, Sender
     from .asyncio.opening import PendingRequest, client_handshake, server_handshake
     from .asyncio.server import Server, ServerConnection, serve
     from .exceptions import (
@@ -59,6 +60,8 @@ _EXPORTS = {
     "ClientConnection": ".asyncio.client",
     "Connection": ".asyncio.connection",
     "State": ".asyncio.connection",
+    "Receiver": ".asyncio.halves",
+    "Sender": ".asyncio.halves",
     "serve": ".asyncio.server",
     "Server": ".asyncio.server",
     "ServerConnection": ".asyncio.server",
@@ -121,11 +124,13 @@ __all__ = [
     "PayloadTooBig",
     "PendingRequest",
     "ProtocolError",
+    "Receiver",
     "Redirect",
     "Rejected",
     "Request",
     "Response",
     "SecurityError",
+    "Sender",
     "Server",
     "ServerConnection",
     "State",

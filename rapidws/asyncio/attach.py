@@ -28,6 +28,7 @@ from .client import ClientConnection
 from .connection import Connection
 from .opening import make_client_handshake, make_server_handshake
 from .server import ProcessRequest
+from .timeouts import within
 
 __all__ = ["AttachedServerConnection", "attach"]
 
@@ -85,6 +86,7 @@ async def attach(
     mode: str | None = None,
     frames: bool = False,
     stages: Sequence[Stage | Callable[[], Stage]] | None = None,
+    timeout: float | None = None,
 ) -> Connection | ListenerConnection:
     """Run WebSocket on an established stream, as its ``side`` (``"client"`` or ``"server"``).
 
@@ -99,6 +101,11 @@ async def attach(
     :class:`~rapidws.ListenerConnection` driving that listener.  Bytes the
     reader had buffered are the connection's first.  Other options are those
     of :func:`~rapidws.connect` / :func:`~rapidws.serve`.
+
+    ``timeout`` bounds the opening handshake (as ``open_timeout``, with the
+    error of a deadline): past it, or if ``attach`` is cancelled meanwhile,
+    the stream is aborted and :class:`TimeoutError` (``"attach() timed out
+    after ..."``) or the cancellation raised.
     """
     if side not in ("client", "server"):
         raise ValueError(f"side must be 'client' or 'server', not {side!r}")
@@ -162,5 +169,16 @@ async def attach(
     if buffered:
         conn.data_received(buffered)
     transport.resume_reading()  # the stream's protocol may have paused it
-    await conn._opened
+    if conn._opened.done():
+        conn._opened.result()  # the handshake failed on the buffered bytes: raise
+        return conn
+    try:
+        # Shielded: the future is the connection's, not this call's to cancel.
+        if timeout is None:
+            await asyncio.shield(conn._opened)
+        else:
+            await within(asyncio.shield(conn._opened), timeout, "attach")
+    except (asyncio.CancelledError, TimeoutError):
+        conn._abort()  # nobody owns a half-opened stream
+        raise
     return conn
