@@ -95,6 +95,7 @@ SERVERS = {
         ServerSpec("rapidws frames", "rapidws-frames"),
         ServerSpec("rapidws attach", "rapidws-attach"),
         ServerSpec("rapidws async", "rapidws"),
+        ServerSpec("rapidws split", "rapidws-split"),
         ServerSpec("rapidws pure", "rapidws", pure=True),
         ServerSpec("picows", "picows"),
         ServerSpec("picows.websockets", "picows.websockets"),
@@ -342,6 +343,8 @@ TARGETS: list[tuple[str, str, float, dict[str, float]]] = [
     ("rapidws async", "picows.websockets", 1.0, {}),
     ("rapidws async", "websockets", 2.0, {}),
     ("rapidws pure", "websockets", 1.0, {}),
+    # The halves (a receiving task, a sending task, a queue) against the one-task echo.
+    ("rapidws split", "rapidws async", 0.0, {"pipelined-64": 0.9}),
 ]
 
 

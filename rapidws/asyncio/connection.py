@@ -172,16 +172,17 @@ class Connection(BaseConnection):
         seconds: float = await asyncio.shield(waiter)
         return seconds
 
-    async def recv_frame(self) -> Frame:
+    async def recv_frame(self, timeout: float | None = None) -> Frame:
         """With ``frames=True``: the next frame, data or control, as it came.
 
         A ping is answered already and a close frame too.  Raise
         :class:`~rapidws.exceptions.ConnectionClosed` once the connection is
         closed and every frame received before has been returned.
+        ``timeout`` as for :meth:`recv`.
         """
         if not self.frame_mode:
             raise InvalidState("recv_frame() needs a connection opened with frames=True")
-        frame = await self.recv()
+        frame = await self.recv(None, timeout)
         assert isinstance(frame, Frame)
         return frame
 
