@@ -780,6 +780,9 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         """End a batch (see :meth:`rapidws.asyncio.halves.Sender.batch`): what it holds goes now."""
         if self._hold_writes:
             self._hold_writes = False
+            if self._lost.done():
+                self._wbuf = None  # nowhere to go
+                return
             _flush_writes(self)
 
     def _abort(self) -> None:

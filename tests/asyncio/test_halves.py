@@ -245,3 +245,14 @@ async def test_id_and_logger() -> None:
         assert logger.extra["websocket"].id == ws.id
         async with rapidws.connect(uri) as other:
             assert other.id != ws.id
+
+
+async def test_a_batch_ending_after_the_connection_is_lost() -> None:
+    client, server = await attached_pair()
+    sender, _ = client.split()
+    async with sender.batch():
+        await sender.send("held")
+        server.transport.abort()  # type: ignore[union-attr]
+        await client.wait_closed()
+    assert client.state == rapidws.State.CLOSED
+    assert client._wbuf is None  # what the batch held was dropped
