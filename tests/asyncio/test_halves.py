@@ -191,6 +191,10 @@ async def test_send_text_option() -> None:
         assert await ws.recv() == "frag"
         await ws.send(["fr", "ag"], text=False)
         assert await ws.recv() == b"frag"
+        await ws.send(bytearray(b"ba"), text=True)
+        assert await ws.recv() == "ba"
+        await ws.send(memoryview(b"mv"), text=True)
+        assert await ws.recv() == "mv"
         await ws.send(b"cut in frames", text=True, max_fragment_size=4)
         assert await ws.recv() == "cut in frames"
         with pytest.raises(TypeError):
