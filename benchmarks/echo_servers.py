@@ -73,9 +73,9 @@ async def split_echo(ws: Any) -> None:
             if not pending:
                 if received_all:
                     return
-                idle.append(loop.create_future())
-                await idle[0]
-                idle.clear()
+                waiter = loop.create_future()
+                idle.append(waiter)
+                await waiter
                 continue
             if len(pending) == 1:
                 await send(pending.popleft())
@@ -84,18 +84,16 @@ async def split_echo(ws: Any) -> None:
                 while pending:
                     await send(pending.popleft())
 
-    def wake() -> None:
-        if idle and not idle[0].done():
-            idle[0].set_result(None)
-
     sending = asyncio.create_task(send_all())
     try:
         async for message in receiver:
             pending.append(message)
-            wake()
+            if idle:
+                idle.pop().set_result(None)
     finally:
         received_all = True
-        wake()
+        if idle:
+            idle.pop().set_result(None)
         await sending
 
 

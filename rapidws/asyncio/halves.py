@@ -17,25 +17,35 @@ a cancelled ``close`` still completes the closing handshake.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .connection import Connection, Data
 
-__all__ = ["Receiver", "Sender"]
+__all__ = ["Batch", "Receiver", "Sender"]
 
 
 class Sender:
     """The sending half: ``send``, ``send_frame``, ``ping``, ``pong``, ``drain``, ``close``
     (the connection's own methods), and :meth:`batch` / :meth:`flush`."""
 
-    __slots__ = ("_conn", "_depth", "close", "drain", "ping", "pong", "send", "send_frame")
+    __slots__ = (
+        "_batch",
+        "_conn",
+        "_depth",
+        "close",
+        "drain",
+        "ping",
+        "pong",
+        "send",
+        "send_frame",
+    )
 
     def __init__(self, connection: Connection) -> None:
         self._conn = connection
         self._depth = 0  # nested batch() blocks
+        self._batch = Batch(self)  # stateless: one for every block
         # Bound methods of the connection, not wrappers: no call on top of theirs.
         self.send = connection.send
         self.send_frame = connection.send_frame
@@ -48,9 +58,8 @@ class Sender:
     def connection(self) -> Connection:
         return self._conn
 
-    @contextlib.asynccontextmanager
-    async def batch(self) -> AsyncIterator[Sender]:
-        """Hold the connection's writes in the block; they leave in one write at its end.
+    def batch(self) -> Batch:
+        """Hold the connection's writes in an ``async with`` block; they leave in one write.
 
         Everything written meanwhile is held, in memory: the messages sent
         here, and the pongs and other replies the connection makes.  So keep
@@ -59,18 +68,7 @@ class Sender:
         never waits behind it.  Blocks nest; the outermost one writes, then
         waits while the write buffer is over ``write_limit``.
         """
-        self._depth += 1
-        if self._depth == 1:
-            self._hold()
-        try:
-            yield self
-        finally:
-            self._depth -= 1
-            if self._depth == 0:
-                self._conn._unhold()
-        conn = self._conn
-        if not self._depth and conn._paused_writing:
-            await conn._drain()
+        return self._batch
 
     def _hold(self) -> None:
         conn = self._conn
@@ -94,6 +92,33 @@ class Sender:
 
     def __repr__(self) -> str:
         return f"<Sender of {self._conn!r}>"
+
+
+class Batch:
+    """The ``async with`` block of :meth:`Sender.batch` (a class, not a generator: it
+    runs once per batch, and a batch may be a few messages)."""
+
+    __slots__ = ("_sender",)
+
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
+
+    async def __aenter__(self) -> Sender:
+        sender = self._sender
+        sender._depth += 1
+        if sender._depth == 1:
+            sender._hold()
+        return sender
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        sender = self._sender
+        sender._depth -= 1
+        if sender._depth:
+            return
+        conn = sender._conn
+        conn._unhold()
+        if exc_type is None and conn._paused_writing:
+            await conn._drain()
 
 
 class Receiver:
