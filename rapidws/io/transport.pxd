@@ -90,7 +90,7 @@ cdef Py_ssize_t _fd_writev(int fd, list pieces, Py_ssize_t start, Py_ssize_t sto
 
 cdef Py_ssize_t _fd_read(int fd, bytes buffer)
 
-@cython.locals(engine=Engine, room=Py_ssize_t)
+@cython.locals(engine=Engine)
 cdef Py_ssize_t _direct_read(BaseConnection conn, int fd)
 
 @cython.locals(engine=Engine, flush_scheduled=bint)

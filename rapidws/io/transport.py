@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     sendmsg: Callable[[int, Any, int], int]
     MSG_NOSIGNAL: int
     memset: Callable[[Any, int, int], Any]
+    _DIRECT_READ_MIN: int
 else:
     try:
         import cython
@@ -49,6 +50,7 @@ else:
         from cython.cimports.libc.string import memset
         from cython.cimports.posix.uio import iovec
         from cython.cimports.rapidws.io._socket import MSG_NOSIGNAL, msghdr, recv, send, sendmsg
+        from cython.cimports.rapidws.protocol.engine import _DIRECT_READ_MIN
     except (ImportError, AttributeError):
         from .. import _cython_shim as cython
 
@@ -118,12 +120,10 @@ def _direct_read(conn: BaseConnection, fd: int) -> int:
     returned, or -2 when the engine takes no direct read (compiled build only).
     Feed what came with ``_feed(conn, None, n, False)``."""
     engine = conn.engine
-    if engine is None:
+    # Engine.direct_room(), inline: this runs before every read.
+    if engine is None or engine._frame_buf is None or engine._frame_left < _DIRECT_READ_MIN:
         return -2
-    room = engine.direct_room()
-    if room == 0:
-        return -2
-    return recv(fd, engine.direct_address(), room, 0)
+    return recv(fd, engine.direct_address(), engine._frame_left, 0)
 
 
 def _fd_write(fd: int, data: bytes) -> int:
