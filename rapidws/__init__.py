@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .asyncio.opening import PendingRequest, client_handshake, server_handshake
     from .asyncio.router import route, unix_route
     from .asyncio.server import Server, ServerConnection, serve, unix_serve
+    from .broadcast import BroadcastResult, broadcast
     from .exceptions import (
         ConcurrencyError,
         ConnectionClosed,
@@ -69,6 +70,8 @@ _EXPORTS = {
     "route": ".asyncio.router",
     "unix_route": ".asyncio.router",
     "basic_auth": ".asyncio.auth",
+    "broadcast": ".broadcast",
+    "BroadcastResult": ".broadcast",
     "Server": ".asyncio.server",
     "ServerConnection": ".asyncio.server",
     "CloseCode": ".protocol.frames",
@@ -109,6 +112,7 @@ _EXPORTS = {
 
 __all__ = [
     "Accepted",
+    "BroadcastResult",
     "ClientConnection",
     "CloseCode",
     "ConcurrencyError",
@@ -146,6 +150,7 @@ __all__ = [
     "accept_key",
     "attach",
     "basic_auth",
+    "broadcast",
     "client_handshake",
     "connect",
     "connect_listener",
