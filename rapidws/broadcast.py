@@ -171,6 +171,7 @@ def broadcast(
                             if plain is None:
                                 plain = shared[_PLAIN, 0] = server_frames(opcode, payload, 0, 0)
                                 result.encodings += 1
+                        _cork(conn, len(plain))
                         engine.send_encoded(opcode, plain)
                         sent += 1
                         continue
@@ -193,6 +194,7 @@ def broadcast(
                             if rsv == 0:
                                 shared[_PLAIN, limit] = frames
                         shared[key, limit] = frames
+                    _cork(conn, len(frames))
                     engine.send_encoded(opcode, frames)
                     sent += 1
                     continue
@@ -210,6 +212,25 @@ def broadcast(
     result.skipped_mode = skipped_mode
     result.skipped_busy = skipped_busy
     return result
+
+
+def _cork(conn: BaseConnection, size: int) -> None:
+    """Let what is written to ``conn`` wait for the end of this loop iteration.
+
+    Every connection corked so is flushed by one callback (the transport
+    layer's ``_Flusher``), once what the loop is doing now is done: the
+    messages broadcast meanwhile (a burst, or several acknowledgements read
+    at once) then leave in one write per connection, not one each.  Corking
+    stops once the corked bytes would reach the connection's high-water
+    mark: they go at once, and its flow control sees them.
+    """
+    buf = conn._wbuf
+    if buf is None:
+        # Corked, nothing written yet: the write that follows schedules the flush.
+        conn._wbuf = []
+        conn._lazy_cork = True
+    elif (len(buf) + 1) * size > conn.write_high:
+        conn._flush()
 
 
 def _over(conn: BaseConnection, close_after: int | None) -> bool:

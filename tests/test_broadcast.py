@@ -211,6 +211,18 @@ async def test_max_fragment_size_makes_its_own_group() -> None:
             await client.close()
 
 
+async def test_a_burst_leaves_in_order_in_few_writes() -> None:
+    async with server(compression=None) as (uri, conns):
+        clients = [await rapidws.connect(uri) for _ in range(3)]
+        await settle(conns, 3)
+        for i in range(300):  # without yielding: corked, then flushed together
+            assert broadcast(conns, f"{i:0100}").sent == 3
+            assert all(len(c._wbuf or ()) * 102 <= c.write_high for c in conns)
+        for client in clients:
+            assert [await client.recv() for _ in range(300)] == [f"{i:0100}" for i in range(300)]
+            await client.close()
+
+
 class Collect(Listener):
     def __init__(self, conns: list[ListenerConnection], relay: bool) -> None:
         self.conns = conns
