@@ -130,88 +130,150 @@ def broadcast(
         payload = message if type(message) is bytes else bytes(message)
     else:
         raise TypeError("message must be str or bytes-like")
-    if policy == "skip":
-        closing = False
-    elif policy == "close":
-        closing = True
-    else:
+    if policy not in ("skip", "close"):
         raise ValueError(f"policy must be 'skip' or 'close', not {policy!r}")
-    result = BroadcastResult()
-    sent = sent_alone = skipped_slow = skipped_closed = skipped_mode = skipped_busy = 0
-    plain: bytes | None = None  # the plain frame, unfragmented: what most connections get
-    shared: dict[tuple[object, int], bytes] = {}  # other wire formats: their frames
+    delivery = _Delivery(opcode, payload, message, policy == "close", close_after, compress)
     for conn in connections:
+        delivery.deliver(conn)
+    return BroadcastResult(
+        delivery.sent,
+        delivery.sent_alone,
+        delivery.skipped_slow,
+        delivery.closed_slow,
+        delivery.skipped_closed,
+        delivery.skipped_mode,
+        delivery.skipped_busy,
+        delivery.failed,
+        delivery.encodings,
+    )
+
+
+class _Delivery:
+    """One broadcast: the message, its encodings so far, the counters.
+
+    In the compiled build (``broadcast.pxd``) :meth:`deliver` reads the
+    connection's and the engine's fields in C: per connection, what remains
+    is the write.
+    """
+
+    __slots__ = (
+        "close_after",
+        "closed_slow",
+        "closing",
+        "compress",
+        "encodings",
+        "failed",
+        "message",
+        "opcode",
+        "payload",
+        "plain",
+        "sent",
+        "sent_alone",
+        "shared",
+        "skipped_busy",
+        "skipped_closed",
+        "skipped_mode",
+        "skipped_slow",
+    )
+
+    def __init__(
+        self,
+        opcode: int,
+        payload: bytes,
+        message: str | bytes | bytearray | memoryview,
+        closing: bool,
+        close_after: int | None,
+        compress: bool,
+    ) -> None:
+        self.opcode = opcode
+        self.payload = payload
+        self.message = message
+        self.closing = closing
+        self.close_after = close_after
+        self.compress = compress
+        self.plain: bytes | None = None  # the plain frame, unfragmented: what most get
+        self.shared: dict[tuple[object, int], bytes] = {}  # each wire format's frames
+        self.sent = self.sent_alone = self.skipped_slow = self.closed_slow = 0
+        self.skipped_closed = self.skipped_mode = self.skipped_busy = 0
+        self.failed = self.encodings = 0
+
+    def deliver(self, conn: BaseConnection) -> None:
+        """Write the message to ``conn``, or count why not."""
+        if not isinstance(conn, BaseConnection):
+            raise TypeError(f"not a rapidws connection: {conn!r}")
+        self._deliver(conn)
+
+    def _deliver(self, conn: BaseConnection) -> None:
         engine = conn.engine
         if engine is None or engine.state != OPEN:
-            skipped_closed += 1
-            continue
+            self.skipped_closed += 1
+            return
+        opcode = self.opcode
         only = engine.only_opcode
         if only and only != opcode:
-            skipped_mode += 1
-            continue
+            self.skipped_mode += 1
+            return
         if engine._out_opcode:
-            skipped_busy += 1
-            continue
+            self.skipped_busy += 1
+            return
         if conn._paused_writing:  # over the high-water mark (see BaseConnection.pause_writing)
-            if not closing:
-                skipped_slow += 1
-                continue
-            if _over(conn, close_after):
-                result.closed_slow += 1
+            if not self.closing:
+                self.skipped_slow += 1
+                return
+            if _over(conn, self.close_after):
+                self.closed_slow += 1
                 conn.fail(1008, SLOW_CLOSE_REASON)
-                continue
+                return
         try:
             if type(engine) is Engine and not engine.client:
-                extensions = engine._extensions
-                limit = engine.max_fragment_size
-                if not extensions or not compress:
-                    if not limit:
-                        if plain is None:
-                            plain = shared.get((_PLAIN, 0))
-                            if plain is None:
-                                plain = shared[_PLAIN, 0] = server_frames(opcode, payload, 0, 0)
-                                result.encodings += 1
-                        _cork(conn, len(plain))
-                        engine.send_encoded(opcode, plain)
-                        sent += 1
-                        continue
-                    key: object = _PLAIN
-                elif len(extensions) == 1:
-                    key = extensions[0].broadcast_key()  # None: context takeover
-                else:
-                    key = None  # several extensions: not shared
-                if key is not None:
-                    frames = shared.get((key, limit))
-                    if frames is None:
-                        data, rsv = payload, 0
-                        if key is not _PLAIN:
-                            data, rsv = extensions[0].encode_message(opcode, payload)
-                        if rsv == 0:  # not compressed (too short): the plain frames
-                            frames = shared.get((_PLAIN, limit))
-                        if frames is None:
-                            frames = server_frames(opcode, data, rsv, limit)
-                            result.encodings += 1
-                            if rsv == 0:
-                                shared[_PLAIN, limit] = frames
-                        shared[key, limit] = frames
+                frames = self.plain
+                if (
+                    frames is None
+                    or engine.max_fragment_size
+                    or (engine._extensions and self.compress)
+                ):
+                    frames = self._frames(engine)
+                if frames is not None:
                     _cork(conn, len(frames))
                     engine.send_encoded(opcode, frames)
-                    sent += 1
-                    continue
+                    self.sent += 1
+                    return
             # Its own encoding: context takeover, a client's masks, stages.
-            engine.send_message(message, not compress)
-            sent += 1
-            sent_alone += 1
+            engine.send_message(self.message, not self.compress)
+            self.sent += 1
+            self.sent_alone += 1
         except Exception as exc:
-            result.failed += 1
+            self.failed += 1
             logger.warning("broadcast: writing to %r failed: %s", conn, exc)
-    result.sent = sent
-    result.sent_alone = sent_alone
-    result.skipped_slow = skipped_slow
-    result.skipped_closed = skipped_closed
-    result.skipped_mode = skipped_mode
-    result.skipped_busy = skipped_busy
-    return result
+
+    def _frames(self, engine: Engine) -> bytes | None:
+        """The frames for ``engine``'s wire format (None: it can't share them)."""
+        extensions = engine._extensions
+        limit = engine.max_fragment_size
+        key: object = _PLAIN
+        if extensions and self.compress:
+            if len(extensions) != 1:
+                return None  # several extensions: not shared
+            key = extensions[0].broadcast_key()
+            if key is None:
+                return None  # context takeover
+        frames = self.shared.get((key, limit))
+        if frames is not None:
+            return frames
+        data, rsv = self.payload, 0
+        if key is not _PLAIN:
+            data, rsv = extensions[0].encode_message(self.opcode, self.payload)
+        if rsv == 0:  # not compressed (too short): the plain frames
+            frames = self.shared.get((_PLAIN, limit))
+        if frames is None:
+            frames = server_frames(self.opcode, data, rsv, limit)
+            self.encodings += 1
+            if rsv == 0:
+                self.shared[_PLAIN, limit] = frames
+                if not limit:
+                    self.plain = frames
+        self.shared[key, limit] = frames
+        return frames
 
 
 def _cork(conn: BaseConnection, size: int) -> None:

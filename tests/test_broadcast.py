@@ -30,6 +30,7 @@ from rapidws.protocol.extensions.permessage_deflate import (
     PerMessageDeflate,
 )
 from rapidws.protocol.frames import Frame, Opcode
+from rapidws.protocol.pipeline import Stage
 
 from .asyncio.helpers import REQUEST, RawClient, port_of
 
@@ -314,23 +315,20 @@ async def test_mode_closed_busy_and_unopened_connections_are_skipped() -> None:
 
 
 async def test_a_failing_write_is_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
-    class Broken:
-        state = 1
-        only_opcode = 0
-        _out_opcode = 0
-        client = True
+    class Broken(Stage):
+        def outbound(self, pipe: Any, item: Any) -> None:
+            raise RuntimeError("broken stage")
 
-        def send_message(self, *args: Any) -> None:
-            raise RuntimeError("broken")
-
-    class Conn:
-        engine = Broken()
-        _paused_writing = False
-
-    with caplog.at_level(logging.WARNING, logger="rapidws"):
-        result = broadcast([Conn()], "x")  # type: ignore[list-item]
-    assert result.failed == 1 and result.skipped == 1
-    assert "broken" in caplog.text
+    async with server(stages=[Broken]) as (uri, conns):
+        client = await rapidws.connect(uri)
+        await settle(conns, 1)
+        with caplog.at_level(logging.WARNING, logger="rapidws"):
+            result = broadcast(conns, "x")
+        assert result.failed == 1 and result.skipped == 1
+        assert "broken stage" in caplog.text
+        with pytest.raises(TypeError):
+            broadcast([object()], "x")  # type: ignore[list-item]
+        await client.close()
 
 
 # -- slow receivers -------------------------------------------------------------------
