@@ -17,6 +17,7 @@ is the broadcast itself.  Servers:
 
 - ``rapidws``: :func:`rapidws.broadcast` from the async API's handler;
 - ``rapidws-callback``: :func:`rapidws.broadcast` from a callback of the callback API;
+- ``rapidws-nocork`` (not run by default): ``rapidws.broadcast(..., cork=False)``;
 - ``websockets``: ``websockets.broadcast`` (its asyncio server) from its handler;
 - ``picows``: a loop of ``transport.send`` over its connections, from ``on_ws_frame``.
 
@@ -58,6 +59,8 @@ from _harness import (
 )
 
 LIBS = ("rapidws", "rapidws-callback", "websockets", "picows")
+#: Also runnable: rapidws.broadcast(..., cork=False), writing at once.
+EXTRA_LIBS = ("rapidws-nocork",)
 SERVER_CORE = 0
 CLIENT_CORE = 1
 CONNECT_BATCH = 250  # connections opened (then handshaken) at a time: under the listen backlog
@@ -104,12 +107,13 @@ async def serve(lib: str, size: int, window: int) -> None:
     pump = Pump(size, window)
     conns: list[Any] = []
     options: dict[str, Any] = {"compression": None, "ping_interval": None, "max_queue": None}
-    if lib in ("rapidws", "websockets"):
-        if lib == "rapidws":
+    if lib in ("rapidws", "rapidws-nocork", "websockets"):
+        if lib.startswith("rapidws"):
             import rapidws
 
             serve_ = rapidws.serve
-            send_all = lambda m: rapidws.broadcast(conns, m)  # noqa: E731
+            cork = lib == "rapidws"
+            send_all = lambda m: rapidws.broadcast(conns, m, cork=cork)  # noqa: E731
             options["backlog"] = 1024
         else:
             import websockets
@@ -418,7 +422,7 @@ def drive(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--role", choices=("driver", "server", "client"), default="driver")
-    parser.add_argument("--lib", choices=LIBS)
+    parser.add_argument("--lib", choices=LIBS + EXTRA_LIBS)
     parser.add_argument("--libs", default=",".join(LIBS))
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--sizes", default="64,4096")

@@ -13,6 +13,7 @@ cdef class _Delivery:
     cdef bint closing
     cdef object close_after
     cdef bint compress
+    cdef public bint cork
     cdef bytes plain
     cdef dict shared
     cdef public Py_ssize_t sent

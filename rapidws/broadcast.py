@@ -95,21 +95,28 @@ def broadcast(
     policy: Literal["skip", "close"] = "skip",
     close_after: int | None = None,
     compress: bool = True,
+    cork: bool = True,
 ) -> BroadcastResult:
     """Send ``message`` (``str``: text, bytes-like: binary) to each of ``connections``.
 
     Connections of both APIs (:class:`~rapidws.Connection`,
     :class:`~rapidws.ServerConnection`, :class:`~rapidws.ListenerConnection`)
     may be mixed.  The message is framed, and compressed, once per wire
-    format (see the module's notes), and written at once, or corked with
-    what a connection writes in the same loop iteration.  Nothing is awaited.
+    format (see the module's notes).  Nothing is awaited: the writes are
+    corked until the end of the loop iteration, so that the messages
+    broadcast meanwhile leave in one write per connection (up to its
+    high-water mark: past it, they go at once).  ``cork=False`` writes at
+    once instead: it saves the second pass over the connections when one
+    message is broadcast per loop iteration, and costs a write per
+    connection per message in a burst.
 
     Slow receivers, whose write buffer is over its high-water mark (the
     connection's ``write_limit``):
 
     - ``policy="skip"`` (the default): the message is not written to them
-      (:attr:`~BroadcastResult.skipped_slow`), so what a connection holds
-      stays under its high-water mark plus one message;
+      (:attr:`~BroadcastResult.skipped_slow`), so what the server holds for
+      a connection stays within its high-water mark, plus as much again
+      corked (see above) and one message;
     - ``policy="close"``: one whose write buffer holds more than
       ``close_after`` bytes (``None``: its high-water mark) is failed with
       1008, policy violation (RFC 6455 7.4.1; :attr:`~BroadcastResult.closed_slow`),
@@ -133,6 +140,7 @@ def broadcast(
     if policy not in ("skip", "close"):
         raise ValueError(f"policy must be 'skip' or 'close', not {policy!r}")
     delivery = _Delivery(opcode, payload, message, policy == "close", close_after, compress)
+    delivery.cork = cork
     for conn in connections:
         delivery.deliver(conn)
     return BroadcastResult(
@@ -161,6 +169,7 @@ class _Delivery:
         "closed_slow",
         "closing",
         "compress",
+        "cork",
         "encodings",
         "failed",
         "message",
@@ -191,6 +200,7 @@ class _Delivery:
         self.closing = closing
         self.close_after = close_after
         self.compress = compress
+        self.cork = False  # cork the writes (see _cork)
         self.plain: bytes | None = None  # the plain frame, unfragmented: what most get
         self.shared: dict[tuple[object, int], bytes] = {}  # each wire format's frames
         self.sent = self.sent_alone = self.skipped_slow = self.closed_slow = 0
@@ -234,7 +244,8 @@ class _Delivery:
                 ):
                     frames = self._frames(engine)
                 if frames is not None:
-                    _cork(conn, len(frames))
+                    if self.cork:
+                        _cork(conn, len(frames))
                     engine.send_encoded(opcode, frames)
                     self.sent += 1
                     return

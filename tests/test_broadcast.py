@@ -224,6 +224,18 @@ async def test_a_burst_leaves_in_order_in_few_writes() -> None:
             await client.close()
 
 
+async def test_cork_false_writes_at_once() -> None:
+    async with server(compression=None) as (uri, conns):
+        clients = [await rapidws.connect(uri) for _ in range(2)]
+        await settle(conns, 2)
+        for i in range(50):
+            assert broadcast(conns, f"{i}", cork=False).sent == 2
+            assert all(c._wbuf is None for c in conns)  # nothing waits
+        for client in clients:
+            assert [await client.recv() for _ in range(50)] == [f"{i}" for i in range(50)]
+            await client.close()
+
+
 class Collect(Listener):
     def __init__(self, conns: list[ListenerConnection], relay: bool) -> None:
         self.conns = conns
