@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .asyncio.router import route, unix_route
     from .asyncio.server import Server, ServerConnection, serve, unix_serve
     from .asyncio.streams import WebSocketStreamReader, WebSocketStreamWriter, open_connection
+    from .broadcast import BroadcastResult, broadcast
     from .exceptions import (
         ConcurrencyError,
         ConnectionClosed,
@@ -73,6 +74,8 @@ _EXPORTS = {
     "route": ".asyncio.router",
     "unix_route": ".asyncio.router",
     "basic_auth": ".asyncio.auth",
+    "broadcast": ".broadcast",
+    "BroadcastResult": ".broadcast",
     "Server": ".asyncio.server",
     "ServerConnection": ".asyncio.server",
     "open_connection": ".asyncio.streams",
@@ -116,6 +119,7 @@ _EXPORTS = {
 
 __all__ = [
     "Accepted",
+    "BroadcastResult",
     "ClientConnection",
     "CloseCode",
     "ConcurrencyError",
@@ -157,6 +161,7 @@ __all__ = [
     "accept_key",
     "attach",
     "basic_auth",
+    "broadcast",
     "client_handshake",
     "connect",
     "connect_listener",

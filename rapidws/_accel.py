@@ -28,6 +28,7 @@ HOT_MODULES = (
     "rapidws.io.sockets",
     "rapidws.listener",
     "rapidws.asyncio.connection",
+    "rapidws.broadcast",
 )
 
 NO_EXTENSIONS = os.environ.get("RAPIDWS_NO_EXTENSIONS", "") not in ("", "0")

@@ -105,6 +105,7 @@ __all__ = [
     "Engine",
     "Sink",
     "SinkBase",
+    "server_frames",
 ]
 
 # Roles.
@@ -235,6 +236,30 @@ def _frame(b0: int, n: int, key: bytes | None, payload: bytes | None) -> bytes:
 #: into its buffer (see :meth:`Engine.direct_room`).
 _DIRECT_READ_MIN = 65536
 DIRECT_READ_MIN = _DIRECT_READ_MIN  # the public twin of the C constant
+
+
+def server_frames(opcode: int, payload: bytes, rsv: int, limit: int) -> bytes:
+    """The unmasked frames of one whole message, as a server writes them: one ``bytes``.
+
+    ``payload`` is the message as the extensions encoded it, with their
+    ``rsv`` bits (first frame only, RFC 7692 6.1); ``limit`` (0: none) bounds
+    each frame's payload, as ``max_fragment_size`` does.  A server's frames
+    are not masked (RFC 6455 5.1), so these bytes serve every connection
+    with the same settings: see :meth:`Engine.send_encoded` and
+    :func:`rapidws.broadcast`.
+    """
+    n = len(payload)
+    if limit <= 0 or n <= limit:
+        return _frame(0x80 | rsv | opcode, n, None, payload)
+    pieces = []
+    b0 = rsv | opcode
+    start = 0
+    while n - start > limit:
+        pieces.append(_frame(b0, limit, None, _bytes_at(payload, start, limit)))
+        b0 = OP_CONT
+        start += limit
+    pieces.append(_frame(0x80 | OP_CONT, n - start, None, _bytes_at(payload, start, n - start)))
+    return b"".join(pieces)
 
 
 def _at(data: bytes, start: int) -> Any:
@@ -1154,6 +1179,23 @@ class Engine:
             self._send_fragmented(opcode, payload, raw, limit)
             return
         self.send_data(opcode, payload, True, raw)
+
+    def send_encoded(self, opcode: int, frames: bytes) -> None:
+        """Server side: write a whole message's frames, built by :func:`server_frames`.
+
+        The caller built them for this connection's extension settings and
+        ``max_fragment_size`` (:func:`rapidws.broadcast` shares them among
+        connections alike).  The message keeps RFC 6455 5.4's order and
+        ``mode=`` as :meth:`send_message` does.
+        """
+        if self.client:
+            raise ValueError("a client masks each frame (RFC 6455 5.1): use send_message")
+        self._check_data_frame(opcode)
+        csink = self._csink
+        if csink is not None:
+            csink.write(frames)
+        else:
+            self._sink.write(frames)
 
     def _wrong_type(self) -> None:
         """Refuse a message of the type this connection does not send, before writing it."""

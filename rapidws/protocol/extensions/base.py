@@ -43,6 +43,17 @@ class Extension:
         """Transform an outgoing data frame's payload; return it and its RSV bits."""
         raise NotImplementedError
 
+    def broadcast_key(self) -> tuple[object, ...] | None:
+        """A key equal for codecs that encode any whole message to the same bytes,
+        whatever they sent before; ``None`` if this one keeps state between
+        messages.  :func:`rapidws.broadcast` encodes a message once per key."""
+        return None
+
+    def encode_message(self, opcode: int, payload: bytes) -> tuple[bytes, int]:
+        """Encode a whole message as :meth:`encode` would, leaving this codec's state
+        alone (only for a codec with a :meth:`broadcast_key`)."""
+        raise NotImplementedError
+
 
 class ClientExtensionFactory:
     """Offers an extension from the client and checks the server's answer."""

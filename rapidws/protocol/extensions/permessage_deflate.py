@@ -137,13 +137,7 @@ class PerMessageDeflate(Extension):
             return payload, 0
         encoder = self._encoder
         if encoder is None:
-            # zlib refuses raw deflate with an 8-bit window; a 9-bit window
-            # never emits distances over 250, which an 8-bit inflater reads
-            # (zlib-ng's too: both keep 262 bytes of lookahead).
-            bits = max(self.local_max_window_bits, 9)
-            encoder = self._encoder = _backend.compressobj(
-                self.level, _backend.DEFLATED, -bits, self.mem_level
-            )
+            encoder = self._encoder = self._new_encoder()
         data = encoder.compress(payload) + encoder.flush(_backend.Z_SYNC_FLUSH)
         if fin:
             if data.endswith(_TAIL):
@@ -151,6 +145,29 @@ class PerMessageDeflate(Extension):
             if self.local_no_context_takeover:
                 self._encoder = None
         return data, _RSV1 if opcode != _OP_CONT else 0
+
+    def _new_encoder(self) -> Any:
+        # zlib refuses raw deflate with an 8-bit window; a 9-bit window
+        # never emits distances over 250, which an 8-bit inflater reads
+        # (zlib-ng's too: both keep 262 bytes of lookahead).
+        bits = max(self.local_max_window_bits, 9)
+        return _backend.compressobj(self.level, _backend.DEFLATED, -bits, self.mem_level)
+
+    def broadcast_key(self) -> tuple[object, ...] | None:
+        """Without context takeover on our side, a message's encoding depends on
+        it and these settings alone (RFC 7692 7.1.1); with it, on the history too."""
+        if not self.local_no_context_takeover:
+            return None
+        return (NAME, self.local_max_window_bits, self.level, self.mem_level, self.min_size)
+
+    def encode_message(self, opcode: int, payload: bytes) -> tuple[bytes, int]:
+        if len(payload) < self.min_size:
+            return payload, 0
+        encoder = self._new_encoder()
+        data = encoder.compress(payload) + encoder.flush(_backend.Z_SYNC_FLUSH)
+        if data.endswith(_TAIL):
+            data = data[:-4]
+        return data, _RSV1
 
 
 # -- negotiation ---------------------------------------------------------------
