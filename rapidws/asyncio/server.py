@@ -8,10 +8,19 @@ import re
 import socket
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
+from functools import partial
 from types import TracebackType
 from typing import Any
 
-from ..exceptions import ConnectionClosed, ConnectionClosedOK, InvalidMessage
+from ..exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake, InvalidMessage
+from ..http.router import App
+from ..http.server import (
+    DEFAULT_MAX_BODY,
+    KEEPALIVE_TIMEOUT,
+    HTTPPath,
+    error_response,
+    is_websocket_attempt,
+)
 from ..io import network
 from ..io.deadlines import Deadlines
 from ..io.transport import KEEPALIVE_TIMEOUT_REASON, BaseConnection
@@ -20,7 +29,7 @@ from ..protocol.engine import SERVER
 from ..protocol.extensions.base import ServerExtensionFactory
 from ..protocol.extensions.permessage_deflate import enable_server_permessage_deflate
 from ..protocol.handshake import SelectSubprotocol, ServerHandshake
-from ..protocol.http11 import Request, Response
+from ..protocol.http11 import Request, RequestParser, Response, body_length
 from ..protocol.pipeline import Stage
 from .auth import basic_auth
 from .connection import Connection
@@ -57,12 +66,94 @@ class ServerConnection(Connection):
         self._handler_task: asyncio.Task[None] | None = None
         #: Set by :func:`~rapidws.asyncio.auth.basic_auth` once the client authenticated.
         self.username: str | None = None
+        self._http: HTTPPath | None = None  # plain HTTP exchanges, once one came
+        self._app_answer: Response | None = None  # the App's answer to an upgrade request
+
+    # -- the plain HTTP path (rapidws.http.server) -----------------------------------
+
+    def _server_handshake_data(self) -> None:
+        http = self._http
+        if http is not None and http.busy:
+            http.data()  # a body, or pipelined requests waiting their turn
+            return
+        if self._hs_parser is None:
+            self._hs_parser = RequestParser(max_header_bytes=self.max_handshake_size, bodies=True)
+        super()._server_handshake_data()
+
+    def _plain_request(self, request: Request, rest: bytes) -> bool:
+        """Send a request that is no WebSocket handshake down the plain HTTP path."""
+        app = self.server.app
+        if is_websocket_attempt(request.headers):
+            if body_length(request.headers):
+                raise InvalidMessage("request body not supported on a WebSocket handshake")
+            if app is not None and app.websocket_route(self, request, rest):
+                return True  # handed to a connection of another model
+            if self._http is not None:
+                self._http.upgrade()
+            return False
+        http = self._http
+        if http is None:
+            http = self._http = HTTPPath(
+                self,
+                self._dispatch_plain if app is None else partial(app.dispatch, self),
+                max_body=self.server.max_body if app is None else app.max_body,
+                keepalive_timeout=self.server.keepalive_timeout,
+                request_timeout=self.open_timeout,
+                server_header=getattr(self.handshake, "server_header", None),
+            )
+        http.start(request, rest)
+        return True
+
+    async def _dispatch_plain(self, request: Request, body: bytes) -> Response:
+        """Without an App: the hooks answer, else 426 (GET, HEAD) or 405."""
+        if self._process_request_hook is None and self._process_response_hook is None:
+            return _not_websocket(request)
+        result = answer(
+            self,
+            request,
+            _not_websocket,
+            self._process_request_hook,
+            self._process_response_hook,
+            self.server.logger,
+        )
+        if result is not None and not isinstance(result, Response):
+            result = await result
+        return _not_websocket(request) if result is None else result
+
+    def error_response(self, exc: InvalidHandshake) -> Response | None:
+        if self._http is not None or self.request is None:
+            # Not (yet) a WebSocket handshake: plain words (RFC 9110 15.5).
+            response = error_response(exc.status, str(exc))
+            response.headers["Connection"] = "close"
+            server_header = getattr(self.handshake, "server_header", None)
+            if server_header is not None:
+                response.headers["Server"] = server_header
+            response.headers["Content-Length"] = str(len(response.body))
+            return response
+        return super().error_response(exc)
+
+    def _open_timed_out(self) -> None:
+        if self._hs_buf and not self._opened.done() and self._hs_hook is None:
+            # Part of a request came, not all of it (slowloris): 408 (RFC 9110 15.5.9).
+            exc = InvalidMessage(f"request not received within {self.open_timeout:g} s")
+            exc.status = 408
+            self._handshake_failed(exc)
+            return
+        super()._open_timed_out()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.server._register(self)
 
     def process_request(self, request: Request) -> Response | Awaitable[Response | None] | None:
+        app_answer = self._app_answer
+        if app_answer is not None:  # the App refused the handshake (404, 403)
+            self._app_answer = None
+            if self.handshake_exc is None:
+                self.handshake_exc = InvalidMessage(
+                    f"request answered with HTTP {app_answer.status_code}"
+                )
+            return app_answer
         if self._process_request_hook is None and self._process_response_hook is None:
             return self._accept(request)
         return answer(
@@ -83,8 +174,14 @@ class ServerConnection(Connection):
         return response
 
     def respond(self, status: int, text: str) -> Response:
-        """A plain-text HTTP response for ``process_request`` to return, as in websockets."""
+        """A plain-text HTTP response for ``process_request`` to return, as in websockets.
+
+        Answering a plain HTTP request, it keeps the connection open.
+        """
         assert isinstance(self.handshake, ServerHandshake)
+        http = self._http
+        if http is not None and http.busy:
+            return self.handshake.reject(status, text, {"Connection": "keep-alive"})
         return self.handshake.reject(status, text)
 
     def _opened_hook(self) -> None:
@@ -119,7 +216,20 @@ class ServerConnection(Connection):
 
     def _lost_hook(self) -> None:
         super()._lost_hook()
+        if self._http is not None:
+            self._http.lost()
         self.server._unregister(self)
+
+
+def _not_websocket(request: Request) -> Response:
+    """A plain request to a WebSocket-only server: 426 for GET and HEAD, else 405."""
+    if request.method in ("GET", "HEAD"):
+        return error_response(
+            426,
+            "this server speaks WebSocket; send a WebSocket handshake",
+            {"Upgrade": "websocket"},
+        )
+    return error_response(405, f"{request.method} is not allowed here", {"Allow": "GET"})
 
 
 class Server:
@@ -127,6 +237,13 @@ class Server:
 
     def __init__(self, logger: logging.Logger | logging.LoggerAdapter[Any] | None = None) -> None:
         self.logger = logger or default_logger
+        #: The application (rapidws.App) routing requests, if any.
+        self.app: Any = None
+        #: The plain HTTP path's limits (rapidws.http.server).
+        self.max_body = DEFAULT_MAX_BODY
+        self.keepalive_timeout: float | None = KEEPALIVE_TIMEOUT
+        #: The options each connection is made with (for connections of other models).
+        self.connection_options: dict[str, Any] = {}
         self.server: asyncio.AbstractServer | None = None
         self.connections: set[BaseConnection] = set()
         self._closing = False
@@ -253,7 +370,11 @@ class serve:
     ``server_header``, ``compression``, ``open_timeout``,
     ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_size``,
     ``max_queue``, ``write_limit``, ``create_connection`` (a
-    :class:`ServerConnection` subclass); plus ``max_fragment_size``, ``mode``
+    :class:`ServerConnection` subclass); plus ``max_body`` (of a plain
+    HTTP request, 413 beyond; default 1 MiB) and ``keepalive_timeout`` (an
+    idle keep-alive HTTP connection closes after it, 5 s), see
+    :mod:`rapidws.http.server`; ``handler`` may be a :class:`rapidws.App`;
+    ``max_fragment_size``, ``mode``
     (``"text"`` or ``"binary"``: a connection of that type only), ``ssl`` and
     ``fastnet`` (aiofastnet's transports: see :mod:`rapidws.io.network`).
     Other keyword arguments go to :meth:`asyncio.loop.create_server`; one
@@ -263,7 +384,7 @@ class serve:
 
     def __init__(
         self,
-        handler: Handlers,
+        handler: Handlers | App,
         host: str | Sequence[str] | None = None,
         port: int | None = None,
         *,
@@ -290,8 +411,13 @@ class serve:
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         create_connection: type[ServerConnection] | None = None,
         fastnet: bool | None = None,
+        max_body: int | None = None,
+        keepalive_timeout: float | None = KEEPALIVE_TIMEOUT,
         **kwargs: Any,
     ) -> None:
+        app: App | None = None
+        if isinstance(handler, App):
+            app, handler = handler, _routed
         if compression == "deflate":
             extensions = enable_server_permessage_deflate(extensions)
         elif compression is not None:
@@ -342,6 +468,13 @@ class serve:
         self.connection_class = create_connection or ServerConnection
         self.server = Server(logger)
         self.options["deadlines"] = self.server.deadlines
+        self.server.app = app
+        self.server.connection_options = self.options
+        if max_body is not None:
+            self.server.max_body = max_body
+            if app is not None:
+                app.max_body = max_body
+        self.server.keepalive_timeout = keepalive_timeout
 
     def _factory(self) -> ServerConnection:
         return self.connection_class(
@@ -386,6 +519,11 @@ class serve:
         tb: TracebackType | None,
     ) -> None:
         await self.server.__aexit__(exc_type, exc, tb)
+
+
+async def _routed(connection: ServerConnection) -> None:
+    """The handler of an App's connections until a route sets theirs (never runs)."""
+    raise RuntimeError("no WebSocket route chosen")  # pragma: no cover
 
 
 def _check_listening(sock: socket.socket) -> None:

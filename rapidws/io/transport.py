@@ -619,6 +619,14 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         """
         return self._accept_request(request)
 
+    def _plain_request(self, request: Request, rest: bytes) -> bool:
+        """Server only: whether a plain HTTP path took ``request`` (not an upgrade).
+
+        ``rest`` is what came after the head.  Here, none does: every request
+        is a WebSocket handshake.
+        """
+        return False
+
     def _accept_request(self, request: Request) -> Response:
         """The handshake's own answer to ``request``: the 101, or an error response."""
         assert isinstance(self.handshake, ServerHandshake)
@@ -663,6 +671,8 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         rest = bytes(self._hs_buf[consumed:])
         self._hs_buf = bytearray()
         self.request = request
+        if self._plain_request(request, rest):
+            return  # the plain HTTP path took it
         response = self.process_request(request)
         if response is None:
             return  # process_request failed the handshake itself
