@@ -73,9 +73,11 @@ class ServerConnection(Connection):
 
     def _server_handshake_data(self) -> None:
         http = self._http
-        if http is not None and http.busy:
-            http.data()  # a body, or pipelined requests waiting their turn
-            return
+        if http is not None:
+            if http.busy:
+                http.data()  # a body, or pipelined requests waiting their turn
+                return
+            http.head_begun()
         if self._hs_parser is None:
             self._hs_parser = RequestParser(max_header_bytes=self.max_handshake_size, bodies=True)
         super()._server_handshake_data()

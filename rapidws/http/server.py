@@ -325,6 +325,7 @@ class HTTPPath:
         self._body: list[bytes] = []
         self._keep_alive = True
         self._timer: asyncio.TimerHandle | None = None
+        self._idle = False  # the timer is the keep-alive one: no byte of a next request yet
         self._task: asyncio.Task[None] | None = None
 
     def start(self, request: Request, rest: bytes) -> None:
@@ -398,6 +399,7 @@ class HTTPPath:
         self.busy = False
         self._request = None
         self._arm(self.keepalive_timeout, self._idle_timed_out)
+        self._idle = True
         conn._resume_reading(READS_PAUSED_FOR_HOOK)
         if conn._hs_buf:
             try:
@@ -475,12 +477,18 @@ class HTTPPath:
         if transport is not None:
             transport.close()
 
+    def head_begun(self) -> None:
+        """Bytes of the next request came: its head has ``request_timeout`` to come whole."""
+        if self._idle:
+            self._arm(self.request_timeout, self._timed_out)
+
     def _arm(self, delay: float | None, callback: Callable[[], None]) -> None:
         self._cancel_timer()
         if delay is not None:
             self._timer = self.conn.loop.call_later(delay, callback)
 
     def _cancel_timer(self) -> None:
+        self._idle = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

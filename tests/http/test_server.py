@@ -171,7 +171,7 @@ async def test_statuses(request_bytes: bytes, status: int, header: tuple[str, st
 
 
 async def test_without_app_a_plain_get_is_426_and_keeps_the_connection() -> None:
-    async with running_server() as (server, uri):
+    async with running_server() as (server, _):
         raw, response = await RawClient.open(port_of(server), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
         assert response is not None and response.status_code == 426
         assert response.headers["Upgrade"] == "websocket"
@@ -197,7 +197,11 @@ async def test_process_request_response_keeps_alive() -> None:
         results = await asyncio.to_thread(
             fetch,
             port_of(server),
-            [("GET", "/health", None, {}), ("HEAD", "/health", None, {}), ("GET", "/raw", None, {})],
+            [
+                ("GET", "/health", None, {}),
+                ("HEAD", "/health", None, {}),
+                ("GET", "/raw", None, {}),
+            ],
         )
     assert [(s, b) for s, _, b in results] == [(200, b"OK\n"), (200, b""), (200, b"no length set")]
     assert results[1][1]["Content-Length"] == "3"
