@@ -19,7 +19,6 @@ from ..http.server import (
     KEEPALIVE_TIMEOUT,
     HTTPPath,
     error_response,
-    is_websocket_attempt,
 )
 from ..io import network
 from ..io.deadlines import Deadlines
@@ -29,7 +28,7 @@ from ..protocol.engine import SERVER
 from ..protocol.extensions.base import ServerExtensionFactory
 from ..protocol.extensions.permessage_deflate import enable_server_permessage_deflate
 from ..protocol.handshake import SelectSubprotocol, ServerHandshake
-from ..protocol.http11 import Request, RequestParser, Response, body_length
+from ..protocol.http11 import Request, Response, body_length
 from ..protocol.pipeline import Stage
 from .auth import basic_auth
 from .connection import Connection
@@ -66,28 +65,41 @@ class ServerConnection(Connection):
         self._handler_task: asyncio.Task[None] | None = None
         #: Set by :func:`~rapidws.asyncio.auth.basic_auth` once the client authenticated.
         self.username: str | None = None
-        self._http: HTTPPath | None = None  # plain HTTP exchanges, once one came
-        self._app_answer: Response | None = None  # the App's answer to an upgrade request
 
     # -- the plain HTTP path (rapidws.http.server) -----------------------------------
 
-    def _server_handshake_data(self) -> None:
+    plain_http = True
+    # Class-level defaults, set on the instance only when used: a WebSocket
+    # connection's __dict__ stays as small as before.
+    _http: HTTPPath | None = None  # plain HTTP exchanges, once one came
+    _app_answer: Response | None = None  # the App's answer to an upgrade request
+
+    def _http_handshake_data(self) -> None:
+        """``_server_handshake_data`` once a plain request came (an instance attribute)."""
         http = self._http
-        if http is not None:
-            if http.busy:
-                http.data()  # a body, or pipelined requests waiting their turn
-                return
-            http.head_begun()
-        if self._hs_parser is None:
-            self._hs_parser = RequestParser(max_header_bytes=self.max_handshake_size, bodies=True)
-        super()._server_handshake_data()
+        assert http is not None
+        if http.busy:
+            http.data()  # a body, or pipelined requests waiting their turn
+            return
+        http.head_begun()
+        BaseConnection._server_handshake_data(self)
 
     def _plain_request(self, request: Request, rest: bytes) -> bool:
         """Send a request that is no WebSocket handshake down the plain HTTP path."""
-        app = self.server.app
-        if is_websocket_attempt(request.headers):
-            if body_length(request.headers):
+        headers = request.headers
+        names = headers._dict  # lower-case names: is_websocket_attempt, inlined
+        if "upgrade" in names or "sec-websocket-key" in names:
+            # The handshake path, as fast as before for serve(handler) (no App, no HTTP yet).
+            if (
+                self._http is None
+                and self.server.app is None
+                and "content-length" not in names
+                and "transfer-encoding" not in names
+            ):
+                return False
+            if body_length(headers):
                 raise InvalidMessage("request body not supported on a WebSocket handshake")
+            app = self.server.app
             if app is not None and app.websocket_route(self, request, rest):
                 return True  # handed to a connection of another model
             if self._http is not None:
@@ -95,6 +107,10 @@ class ServerConnection(Connection):
             return False
         http = self._http
         if http is None:
+            app = self.server.app
+            # From now on, received bytes go through the HTTP path first (see
+            # _http_handshake_data); the attribute goes with the connection (_lost_hook).
+            self._server_handshake_data = self._http_handshake_data  # type: ignore[method-assign]
             http = self._http = HTTPPath(
                 self,
                 self._dispatch_plain if app is None else partial(app.dispatch, self),
@@ -133,6 +149,12 @@ class ServerConnection(Connection):
             response.headers["Content-Length"] = str(len(response.body))
             return response
         return super().error_response(exc)
+
+    def eof_received(self) -> bool | None:
+        http = self._http
+        if http is not None and self.engine is None and not self._opened.done():
+            return http.eof()
+        return super().eof_received()
 
     def _open_timed_out(self) -> None:
         if self._hs_buf and not self._opened.done() and self._hs_hook is None:
@@ -220,6 +242,7 @@ class ServerConnection(Connection):
         super()._lost_hook()
         if self._http is not None:
             self._http.lost()
+            self.__dict__.pop("_server_handshake_data", None)  # a bound method: a cycle
         self.server._unregister(self)
 
 

@@ -238,6 +238,11 @@ def is_websocket_attempt(headers: Headers) -> bool:
     return bool(headers._values("upgrade") or headers._values("sec-websocket-key"))
 
 
+def has_body(headers: Headers) -> bool:
+    """Whether a request says it has a body (its length may still be 0)."""
+    return bool(headers._values("content-length") or headers._values("transfer-encoding"))
+
+
 def wants_close(headers: Headers) -> bool:
     """Whether ``Connection: close`` is among the headers (RFC 9112 9.6)."""
     return any(
@@ -326,6 +331,7 @@ class HTTPPath:
         self._keep_alive = True
         self._timer: asyncio.TimerHandle | None = None
         self._idle = False  # the timer is the keep-alive one: no byte of a next request yet
+        self._eof = False  # the client sent all it will (a half-close)
         self._task: asyncio.Task[None] | None = None
 
     def start(self, request: Request, rest: bytes) -> None:
@@ -340,6 +346,8 @@ class HTTPPath:
         conn._hs_buf = bytearray(rest)
         self._keep_alive = not wants_close(request.headers)
         try:
+            if len(request.headers._values("host")) != 1:
+                raise InvalidMessage("a request has one Host header (RFC 9112 3.2)")
             self._reader = BodyReader(body_length(request.headers), self.max_body)
         except InvalidMessage as exc:
             self._fail(exc)
@@ -393,9 +401,11 @@ class HTTPPath:
             conn.server.logger.error("HTTP response failed", exc_info=True)
             keep_alive = False
         self._task = None
-        if not keep_alive or conn._lost.done():
+        if not keep_alive or conn._lost.done() or (self._eof and not conn._hs_buf):
             self._close(InvalidMessage(f"HTTP {response.status_code}, connection closed"))
             return
+        # The client's requests wait while it does not read our answers.
+        await conn._drain()
         self.busy = False
         self._request = None
         self._arm(self.keepalive_timeout, self._idle_timed_out)
@@ -406,6 +416,9 @@ class HTTPPath:
                 conn._server_handshake_data()  # the next pipelined request
             except InvalidHandshake as exc:
                 conn._handshake_failed(exc)
+                return
+            if self._eof and not self.busy and not conn._opened.done():
+                self._fail(InvalidMessage("the connection closed in the middle of a request"))
 
     async def _send(self, response: Response, head_only: bool, keep_alive: bool) -> None:
         conn = self.conn
@@ -499,6 +512,18 @@ class HTTPPath:
         conn = self.conn
         if conn.open_timeout is not None and conn._open_timer is None:
             conn._open_timer = conn._call_later(conn.open_timeout, conn._open_timed_out)
+
+    def eof(self) -> bool:
+        """The client half-closed: answer what it sent, then close; True to keep writing."""
+        self._eof = True
+        if self.busy and self._reader is None:
+            return True  # a response is being made; then those that wait, then close
+        if self.busy or self.conn._hs_buf:
+            exc = InvalidMessage("the connection closed in the middle of a request")
+            self._fail(exc)
+            return True
+        self._close(InvalidMessage("the client closed the connection"))
+        return False
 
     def lost(self) -> None:
         """The connection is gone."""

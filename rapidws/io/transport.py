@@ -301,6 +301,8 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
     side: int = SERVER
     #: The opening handshake: a ServerHandshake or a ClientHandshake.
     handshake: ServerHandshake | ClientHandshake | None = None
+    #: Server side: requests may have bodies, and :meth:`_plain_request` sees each.
+    plain_http = False
 
     def __init__(
         self,
@@ -620,7 +622,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         return self._accept_request(request)
 
     def _plain_request(self, request: Request, rest: bytes) -> bool:
-        """Server only: whether a plain HTTP path took ``request`` (not an upgrade).
+        """Server only, with ``plain_http``: whether a plain HTTP path took ``request``.
 
         ``rest`` is what came after the head.  Here, none does: every request
         is a WebSocket handshake.
@@ -661,7 +663,9 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
             return  # the request is being answered; later bytes wait in _hs_buf
         parser = self._hs_parser
         if parser is None:
-            parser = self._hs_parser = RequestParser(max_header_bytes=self.max_handshake_size)
+            parser = self._hs_parser = RequestParser(
+                max_header_bytes=self.max_handshake_size, bodies=self.plain_http
+            )
         assert isinstance(parser, RequestParser)
         parsed = parser.parse(self._hs_buf)
         if parsed is None:
@@ -671,7 +675,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         rest = bytes(self._hs_buf[consumed:])
         self._hs_buf = bytearray()
         self.request = request
-        if self._plain_request(request, rest):
+        if self.plain_http and self._plain_request(request, rest):
             return  # the plain HTTP path took it
         response = self.process_request(request)
         if response is None:

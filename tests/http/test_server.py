@@ -222,3 +222,22 @@ async def test_keepalive_timeout_closes_idle_connections() -> None:
         assert response is not None
         assert await raw.read_eof() == b""
         raw.close()
+
+
+async def test_half_closed_client_gets_every_answer() -> None:
+    async with rapidws.serve(app_with_routes(), "127.0.0.1", 0) as server:
+        raw, _ = await RawClient.open(port_of(server), None)
+        raw.writer.write(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n" * 3)
+        raw.writer.write_eof()
+        for _ in range(3):
+            response = await raw.read_response()
+            assert response.body == b"hello\n"
+        assert await raw.read_eof() == b""
+        raw.close()
+
+
+async def test_host_header_is_required() -> None:
+    async with rapidws.serve(app_with_routes(), "127.0.0.1", 0) as server:
+        raw, response = await RawClient.open(port_of(server), b"GET / HTTP/1.1\r\n\r\n")
+        assert response is not None and response.status_code == 400
+        raw.close()
