@@ -7,6 +7,7 @@ Libraries (``--lib``):
 - ``rapidws``: the async message API (``async for message in ws: await ws.send(message)``);
 - ``rapidws+zlib-ng``: the same, compressing with zlib-ng (``rapidws.set_zlib_backend``);
 - ``rapidws-callback``: the callback API (:class:`rapidws.Listener`);
+- ``rapidws-stream``: byte streams (``stream=True``): ``reader.read`` into ``writer.write``;
 - ``websockets``, ``picows.websockets``: the same handler as ``rapidws``;
 - ``picows``: picows' listener API, echoing each frame from ``on_ws_frame``;
 - ``aiohttp``: ``web.WebSocketResponse`` in an aiohttp application;
@@ -39,6 +40,7 @@ LIBS = (
     "rapidws-callback",
     "rapidws-frames",
     "rapidws-attach",
+    "rapidws-stream",
     "websockets",
     "picows.websockets",
     "picows",
@@ -116,6 +118,22 @@ def _rapidws_frames(args: argparse.Namespace) -> Serving:
     server = rapidws.serve_listener(
         lambda request: listener, args.host, args.port, frames=True, **_options(args)
     )
+    return _serving(server, args)
+
+
+def _rapidws_stream(args: argparse.Namespace) -> Serving:
+    """Byte streams: each read (a whole frame here: up to max_size) written back as a message."""
+    ensure_repo_on_path()
+    import rapidws
+
+    size = args.max_size
+
+    async def stream_echo(reader: Any, writer: Any) -> None:
+        while data := await reader.read(size):
+            writer.write(data)
+            await writer.drain()
+
+    server = rapidws.serve(stream_echo, args.host, args.port, stream=True, **_options(args))
     return _serving(server, args)
 
 
@@ -222,6 +240,8 @@ def serving(args: argparse.Namespace) -> Serving:
         return _rapidws_frames(args)
     if args.lib == "rapidws-attach":
         return _rapidws_attach(args)
+    if args.lib == "rapidws-stream":
+        return _rapidws_stream(args)
     if args.lib == "picows":
         return _picows(args)
     if args.lib == "aiohttp":

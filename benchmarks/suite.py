@@ -13,7 +13,8 @@ uvloop.  Rows:
 
 - ``rtt-64``, ``rtt-1k``, ``rtt-64k``, ``rtt-1m``: echo round trips per
   second over one connection, one message in flight;
-- ``pipelined-64``, ``pipelined-64k``: one connection, many messages in flight;
+- ``pipelined-64``, ``pipelined-64k``, ``pipelined-1m``: one connection, many
+  messages in flight;
 - ``conns-100``: 100 connections, one 64 B message in flight on each;
 - ``handshakes``: connections opened, upgraded and closed per second;
 - ``memory``: server RSS growth per connection with ``--memory-connections``
@@ -94,6 +95,7 @@ SERVERS = {
         ServerSpec("rapidws callback", "rapidws-callback"),
         ServerSpec("rapidws frames", "rapidws-frames"),
         ServerSpec("rapidws attach", "rapidws-attach"),
+        ServerSpec("rapidws stream", "rapidws-stream"),
         ServerSpec("rapidws async", "rapidws"),
         ServerSpec("rapidws pure", "rapidws", pure=True),
         ServerSpec("picows", "picows"),
@@ -132,6 +134,13 @@ ROWS = {
             "pipelined msgs/s, 64 KiB, 16 in flight",
             size=65536,
             window=16,
+            latency_bound=False,
+        ),
+        Row(
+            "pipelined-1m",
+            "pipelined msgs/s, 1 MiB, 4 in flight",
+            size=2**20,
+            window=4,
             latency_bound=False,
         ),
         Row("conns-100", "msgs/s over 100 connections, 64 B", connections=100, latency_bound=False),

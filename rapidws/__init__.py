@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .asyncio.opening import PendingRequest, client_handshake, server_handshake
     from .asyncio.router import route, unix_route
     from .asyncio.server import Server, ServerConnection, serve, unix_serve
+    from .asyncio.streams import WebSocketStreamReader, WebSocketStreamWriter, open_connection
     from .exceptions import (
         ConcurrencyError,
         ConnectionClosed,
@@ -82,6 +83,9 @@ _EXPORTS = {
     "basic_auth": ".asyncio.auth",
     "Server": ".asyncio.server",
     "ServerConnection": ".asyncio.server",
+    "open_connection": ".asyncio.streams",
+    "WebSocketStreamReader": ".asyncio.streams",
+    "WebSocketStreamWriter": ".asyncio.streams",
     "CloseCode": ".protocol.frames",
     "Frame": ".protocol.frames",
     "Opcode": ".protocol.frames",
@@ -172,6 +176,8 @@ __all__ = [
     "StreamResponse",
     "TLSAlert",
     "WebSocketException",
+    "WebSocketStreamReader",
+    "WebSocketStreamWriter",
     "accept_key",
     "attach",
     "basic_auth",
@@ -182,6 +188,7 @@ __all__ = [
     "generate_key",
     "html_response",
     "json_response",
+    "open_connection",
     "route",
     "serve",
     "serve_listener",

@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(REPO, "examples")
+PYTHONPATH = os.environ.get("PYTHONPATH", "")
 
 
 @pytest.mark.parametrize("name", sorted(n for n in os.listdir(EXAMPLES) if n.endswith(".py")))
@@ -19,6 +21,8 @@ def test_example_runs(name: str) -> None:
         text=True,
         timeout=60,
         cwd="/",
+        # This checkout's rapidws, whatever an editable install points at.
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO, PYTHONPATH]))},
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip(), "the example printed nothing"

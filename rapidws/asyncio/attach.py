@@ -30,6 +30,13 @@ from .connection import Connection
 from .hooks import ProcessRequest, ProcessResponse, answer
 from .opening import make_client_handshake, make_server_handshake
 from .server import Handlers, _per_subprotocol
+from .streams import (
+    Streams,
+    is_text_stream,
+    open_streams,
+    stream_connection_class,
+    stream_handler,
+)
 
 __all__ = ["AttachedServerConnection", "attach"]
 
@@ -101,7 +108,8 @@ async def attach(
     mode: str | None = None,
     frames: bool = False,
     stages: Sequence[Stage | Callable[[], Stage]] | None = None,
-) -> Connection | ListenerConnection:
+    stream: bool | str = False,
+) -> Connection | ListenerConnection | Streams:
     """Run WebSocket on an established stream, as its ``side`` (``"client"`` or ``"server"``).
 
     With ``handshake=True`` (the default) the HTTP opening handshake runs on
@@ -117,7 +125,9 @@ async def attach(
     closed connection.
 
     Returns the async API's connection, or with ``listener=`` a
-    :class:`~rapidws.ListenerConnection` driving that listener.  Bytes the
+    :class:`~rapidws.ListenerConnection` driving that listener, or with
+    ``stream=True`` (or ``"text"``) a ``(reader, writer)`` pair of byte
+    streams (see :mod:`rapidws.asyncio.streams`).  Bytes the
     reader had buffered are the connection's first.  Other options are those
     of :func:`~rapidws.connect` / :func:`~rapidws.serve`.
     """
@@ -136,9 +146,13 @@ async def attach(
         "write_limit": write_limit,
         "max_fragment_size": max_fragment_size,
         "mode": mode,
-        "frames": frames,
+        "frames": frames or bool(stream),
         "stages": stages,
     }
+    if stream and listener is not None:
+        raise ValueError("attach: stream=True and listener= do not mix")
+    if stream:
+        is_text_stream(stream)  # a bad value fails here, before the handshake
     conn: BaseConnection
     if side == "client":
         if handshake and uri is None:
@@ -154,7 +168,8 @@ async def attach(
         if listener is not None:
             conn = ListenerConnection(listener, client_handshake, **options)
         else:
-            conn = ClientConnection(client_handshake, **options)
+            client_class = stream_connection_class(ClientConnection) if stream else ClientConnection
+            conn = client_class(client_handshake, **options)
     else:
         require_subprotocol = False
         if handler is not None and not callable(handler):
@@ -172,9 +187,10 @@ async def attach(
         if listener is not None:
             conn = ListenerConnection(listener, server_handshake, **options)
         else:
-            conn = AttachedServerConnection(
-                server_handshake, process_request, process_response, **options
-            )
+            server_class = AttachedServerConnection
+            if stream:
+                server_class = stream_connection_class(server_class)
+            conn = server_class(server_handshake, process_request, process_response, **options)
     # What the reader holds already is the connection's first input.
     # (StreamReader has no public way to take its buffer without awaiting.)
     pending: bytearray = reader._buffer  # type: ignore[attr-defined]
@@ -194,7 +210,16 @@ async def attach(
     transport.resume_reading()  # the stream's protocol may have paused it
     await conn._opened
     if handler is not None and side == "server" and isinstance(conn, Connection):
+        if stream:  # the handler takes (reader, writer)
+            if callable(handler):
+                handler = stream_handler(handler, stream)  # type: ignore[arg-type]
+            else:
+                handler = {k: stream_handler(v, stream) for k, v in handler.items()}  # type: ignore[arg-type]
         await _run(conn, handler)
+        return conn
+    if stream:
+        assert isinstance(conn, Connection)
+        return open_streams(conn, stream)
     return conn
 
 

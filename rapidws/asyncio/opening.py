@@ -21,8 +21,9 @@ from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
 from ..exceptions import InvalidHandshake, InvalidMessage
-from ..http.uri import WebSocketURI, build_authorization_basic, parse_uri
+from ..http.uri import WebSocketURI, parse_uri
 from ..io.transport import closed_in_handshake
+from ..protocol.auth import build_authorization_basic
 from ..protocol.extensions.permessage_deflate import (
     enable_client_permessage_deflate,
     enable_server_permessage_deflate,

@@ -34,8 +34,12 @@ from .auth import basic_auth
 from .connection import Connection
 from .hooks import ProcessRequest, ProcessResponse, answer
 from .options import CREATE_SERVER, CREATE_UNIX_SERVER, check_keywords, option_names
+from .streams import StreamHandler, stream_connection_class, stream_handler
 
 __all__ = ["Server", "ServerConnection", "basic_auth", "serve", "unix_serve"]
+
+#: The ``Retry-After`` (seconds) of the 503 answering a connection past ``max_connections``.
+RETRY_AFTER = "5"
 
 Handler = Callable[["ServerConnection"], Awaitable[Any]]
 #: One handler, or one per subprotocol (``None``: for clients that offer none of them).
@@ -73,6 +77,7 @@ class ServerConnection(Connection):
     # connection's __dict__ stays as small as before.
     _http: HTTPPath | None = None  # plain HTTP exchanges, once one came
     _app_answer: Response | None = None  # the App's answer to an upgrade request
+    _handed_over = False  # an App routed the request already, to this connection
 
     def _http_handshake_data(self) -> None:
         """``_server_handshake_data`` once a plain request came (an instance attribute)."""
@@ -100,7 +105,11 @@ class ServerConnection(Connection):
             if body_length(headers):
                 raise InvalidMessage("request body not supported on a WebSocket handshake")
             app = self.server.app
-            if app is not None and app.websocket_route(self, request, rest):
+            if (
+                app is not None
+                and not self._handed_over
+                and app.websocket_route(self, request, rest)
+            ):
                 return True  # handed to a connection of another model
             if self._http is not None:
                 self._http.upgrade()
@@ -170,6 +179,14 @@ class ServerConnection(Connection):
         self.server._register(self)
 
     def process_request(self, request: Request) -> Response | Awaitable[Response | None] | None:
+        server = self.server
+        if server.max_connections is not None and len(server.connections) > server.max_connections:
+            # Counted with the connections still in their handshake: this one among them.
+            assert isinstance(self.handshake, ServerHandshake)
+            self.handshake_exc = InvalidMessage("too many connections")
+            return self.handshake.reject(
+                503, "Too many connections; try again later.", [("Retry-After", RETRY_AFTER)]
+            )
         app_answer = self._app_answer
         if app_answer is not None:  # the App refused the handshake (404, 403)
             self._app_answer = None
@@ -271,6 +288,8 @@ class Server:
         self.connection_options: dict[str, Any] = {}
         self.server: asyncio.AbstractServer | None = None
         self.connections: set[BaseConnection] = set()
+        #: Past this many connections, new ones get HTTP 503 (see :func:`serve`).
+        self.max_connections: int | None = None
         self._closing = False
         self._closed: asyncio.Future[None] | None = None
         self._idle: asyncio.Future[None] | None = None
@@ -392,7 +411,8 @@ class serve:
     :class:`~rapidws.protocol.http11.Response` to answer with it instead of
     upgrading), ``process_response(connection, request, response)`` (both
     hooks may be coroutine functions; one that raises answers HTTP 500),
-    ``server_header``, ``compression``, ``open_timeout``,
+    ``server_header``, ``max_connections`` (past it, a new connection gets
+    HTTP 503 with ``Retry-After``), ``compression``, ``open_timeout``,
     ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_size``,
     ``max_queue``, ``write_limit``, ``create_connection`` (a
     :class:`ServerConnection` subclass); plus ``max_body`` (of a plain
@@ -402,6 +422,8 @@ class serve:
     ``max_fragment_size``, ``mode``
     (``"text"`` or ``"binary"``: a connection of that type only), ``ssl`` and
     ``fastnet`` (aiofastnet's transports: see :mod:`rapidws.io.network`).
+    ``stream=True`` (or ``"text"``) calls ``handler(reader, writer)`` with
+    byte streams instead (see :mod:`rapidws.asyncio.streams`).
     Other keyword arguments go to :meth:`asyncio.loop.create_server`; one
     that neither takes raises :class:`TypeError` at the call, naming the
     closest valid option.
@@ -409,7 +431,7 @@ class serve:
 
     def __init__(
         self,
-        handler: Handlers | App,
+        handler: Handlers | StreamHandler | Mapping[str | None, StreamHandler] | App,
         host: str | Sequence[str] | None = None,
         port: int | None = None,
         *,
@@ -429,6 +451,7 @@ class serve:
         max_queue: int | tuple[int, int | None] | None = 16,
         write_limit: int | tuple[int, int | None] = 2**15,
         max_fragment_size: int | None = None,
+        max_connections: int | None = None,
         mode: str | None = None,
         frames: bool = False,
         stages: Sequence[Stage | Callable[[], Stage]] | None = None,
@@ -436,6 +459,7 @@ class serve:
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         create_connection: type[ServerConnection] | None = None,
         fastnet: bool | None = None,
+        stream: bool | str = False,
         max_body: int | None = None,
         keepalive_timeout: float | None = KEEPALIVE_TIMEOUT,
         **kwargs: Any,
@@ -443,6 +467,16 @@ class serve:
         app: App | None = None
         if isinstance(handler, App):
             app, handler = handler, _routed
+        if stream and app is not None:
+            raise ValueError("with an App, stream= goes to app.websocket(path, stream=...)")
+        if stream:
+            # Byte streams: frames queue as they come (see streams.py).
+            if callable(handler):
+                handler = stream_handler(handler, stream)  # type: ignore[arg-type]
+            elif isinstance(handler, Mapping):
+                handler = {k: stream_handler(v, stream) for k, v in handler.items()}  # type: ignore[arg-type]
+            create_connection = stream_connection_class(create_connection or ServerConnection)
+            frames = True
         if compression == "deflate":
             extensions = enable_server_permessage_deflate(extensions)
         elif compression is not None:
@@ -452,7 +486,7 @@ class serve:
             handler, subprotocols, require_subprotocol = _per_subprotocol(
                 handler, subprotocols, select_subprotocol
             )
-        self.handler: Handlers = handler
+        self.handler: Handlers = handler  # type: ignore[assignment]
         self.host = host
         self.port = port
         self.ssl = ssl
@@ -492,6 +526,9 @@ class serve:
         self.fastnet = fastnet
         self.connection_class = create_connection or ServerConnection
         self.server = Server(logger)
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        self.server.max_connections = max_connections
         self.options["deadlines"] = self.server.deadlines
         self.server.app = app
         self.server.connection_options = self.options

@@ -83,6 +83,7 @@ class Route:
     methods: frozenset[str] = frozenset()  # empty: a WebSocket route
     listener: Any = None  # the callback API: a Listener, or a factory of them
     frames: bool = False
+    stream: bool | str = False  # byte streams: handler(reader, writer, **params)
     regex: re.Pattern[str] = field(init=False)
     kinds: dict[str, str] = field(init=False)
 
@@ -173,11 +174,14 @@ class App:
         *,
         listener: Any = None,
         frames: bool = False,
+        stream: bool | str = False,
     ) -> Any:
         """A WebSocket endpoint at ``path``.
 
         ``handler(ws, **params)``: a coroutine function, as :func:`~rapidws.serve`
-        runs (``frames=True``: ``ws`` receives frames, see ``recv_frame``).
+        runs (``frames=True``: ``ws`` receives frames, see ``recv_frame``;
+        ``stream=True`` or ``"text"``: ``handler(reader, writer, **params)``
+        with byte streams, see :mod:`rapidws.asyncio.streams`).
         ``listener``: the callback API instead, a
         :class:`~rapidws.Listener` (shared by the connections) or a factory
         called with the request, as :func:`~rapidws.serve_listener` takes.
@@ -185,14 +189,20 @@ class App:
         """
         if handler is not None and listener is not None:
             raise ValueError("give a handler or a listener, not both")
+        if stream:
+            from ..asyncio.streams import is_text_stream
+
+            is_text_stream(stream)  # ValueError now for a bad value
+            if listener is not None:
+                raise ValueError("stream= is for handlers, not listeners")
         if handler is None and listener is None:
 
             def decorator(func: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-                self.routes.append(Route(path, func, frames=frames))
+                self.routes.append(Route(path, func, frames=frames, stream=stream))
                 return func
 
             return decorator
-        self.routes.append(Route(path, handler, listener=listener, frames=frames))
+        self.routes.append(Route(path, handler, listener=listener, frames=frames, stream=stream))
         return handler
 
     def static(self, prefix: str, folder: str, **options: Any) -> StaticFiles:
@@ -271,10 +281,14 @@ class App:
                 conn.handshake_exc = InvalidOrigin(origin)
                 conn._app_answer = conn.respond(403, f"Origin not allowed: {origin}")
                 return False
+            handler = partial(route.handler, **params) if params else route.handler
             if route.listener is not None:
                 _hand_to_listener(conn, route, request, rest)
                 return True
-            conn._handler = partial(route.handler, **params) if params else route.handler
+            if route.stream:
+                _hand_to_stream(conn, route, handler, request, rest)
+                return True
+            conn._handler = handler
             conn.frame_mode = route.frames
             return False
         conn._app_answer = conn.respond(404, "Not Found")
@@ -338,6 +352,35 @@ def _hand_to_listener(conn: ServerConnection, route: Route, request: Request, re
     options.pop("max_queue", None)
     options["frames"] = route.frames
     new = _ServerListenerConnection(conn.server, factory, handshake=conn.handshake, **options)
+    _hand_over(conn, new, request, rest)
+
+
+def _hand_to_stream(
+    conn: ServerConnection, route: Route, handler: Any, request: Request, rest: bytes
+) -> None:
+    """Give the TCP connection to a stream-mode connection, which runs the handshake."""
+    from ..asyncio.streams import stream_connection_class, stream_handler
+
+    from ..protocol.handshake import ServerHandshake
+
+    assert isinstance(conn.handshake, ServerHandshake)
+    options = dict(conn.server.connection_options)
+    options["frames"] = True
+    cls = stream_connection_class(type(conn))
+    new = cls(
+        conn.server,
+        stream_handler(handler, route.stream),
+        conn.handshake,
+        conn._process_request_hook,
+        conn._process_response_hook,
+        **options,
+    )
+    new._handed_over = True  # routed already: the App does not route it again
+    _hand_over(conn, new, request, rest)
+
+
+def _hand_over(conn: ServerConnection, new: Any, request: Request, rest: bytes) -> None:
+    """Move the TCP connection from ``conn`` to ``new`` and replay the request to it."""
     transport = conn.transport
     assert transport is not None
     fd = conn._fd

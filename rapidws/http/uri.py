@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import urllib.parse
 
 from ..exceptions import InvalidURI
 
-__all__ = ["WebSocketURI", "build_authorization_basic", "parse_uri"]
+__all__ = ["WebSocketURI", "parse_uri"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,9 +72,3 @@ def parse_uri(uri: str) -> WebSocketURI:
         if ":" in username:
             raise InvalidURI(uri, "username contains a colon")
     return WebSocketURI(secure, parsed.hostname, port, path, query, username, password)
-
-
-def build_authorization_basic(username: str, password: str) -> str:
-    """The ``Authorization`` header value for HTTP Basic credentials (RFC 7617 section 2)."""
-    user_pass = f"{username}:{password}".encode(errors="surrogateescape")
-    return "Basic " + base64.b64encode(user_pass).decode()

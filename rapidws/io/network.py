@@ -61,6 +61,11 @@ async def create_server(
     """``loop.create_server(factory, **kwargs)``, on the transports chosen as above."""
     loop = asyncio.get_running_loop()
     module = use_fastnet(fastnet)
+    ssl = kwargs.get("ssl")
+    if module is not None and getattr(ssl, "sni_callback", None) is not None:
+        # aiofastnet's TLS crashes (SIGSEGV, aiofastnet 1.2) when an SNI
+        # callback switches the connection's context: the loop's TLS, then.
+        module = None
     if module is not None:
         server: asyncio.AbstractServer = await module.create_server(loop, factory, **kwargs)
         return server

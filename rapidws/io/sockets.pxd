@@ -27,5 +27,7 @@ cdef class SocketTransport:
     cdef public object _server
     cdef public object _sock
 
-    @cython.locals(conn=BaseConnection, shared=_ReadBuffer, nbytes=Py_ssize_t, code=int)
+    @cython.locals(
+        conn=BaseConnection, shared=_ReadBuffer, nbytes=Py_ssize_t, code=int, direct=bint
+    )
     cpdef _read_ready(self)

@@ -28,7 +28,7 @@ from .transport import _READ_SIZE, BaseConnection, _sent_through
 
 if TYPE_CHECKING:
     from .. import _cython_shim as cython
-    from .transport import _fd_read, _feed
+    from .transport import _direct_read, _fd_read, _feed
 
     errno: int
     EAGAIN: int
@@ -37,7 +37,7 @@ else:
     try:
         import cython
         from cython.cimports.libc.errno import EAGAIN, EINTR, errno
-        from cython.cimports.rapidws.io.transport import _fd_read, _feed
+        from cython.cimports.rapidws.io.transport import _direct_read, _fd_read, _feed
     except (ImportError, AttributeError):
         from .. import _cython_shim as cython
 
@@ -213,11 +213,18 @@ class SocketTransport:
         if cython.compiled and conn is not None:
             shared = conn._rbuf
             if shared is not None and not shared.busy:
-                nbytes = _fd_read(self._fd, shared.data)
+                # A large frame in progress is read into its own buffer; else the shared one.
+                nbytes = _direct_read(conn, self._fd)
+                direct = nbytes != -2
+                if not direct:
+                    nbytes = _fd_read(self._fd, shared.data)
                 if nbytes > 0:
                     shared.busy = True
                     try:
-                        _feed(conn, shared.data, nbytes, True)
+                        if direct:
+                            _feed(conn, None, nbytes, False)
+                        else:
+                            _feed(conn, shared.data, nbytes, True)
                     except (SystemExit, KeyboardInterrupt):
                         raise
                     except BaseException as exc:

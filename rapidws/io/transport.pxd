@@ -26,6 +26,7 @@ cdef class BaseConnection(SinkBase):
     cdef public object _call_later
     cdef public object _close_timer
     cdef public bint _defer_flush
+    cdef public bint _direct_read
     cdef public object _drain_waiters
     cdef public object _failure
     cdef public int _fd
@@ -87,6 +88,9 @@ cdef Py_ssize_t _fd_write(int fd, bytes data)
 cdef Py_ssize_t _fd_writev(int fd, list pieces, Py_ssize_t start, Py_ssize_t stop)
 
 cdef Py_ssize_t _fd_read(int fd, bytes buffer)
+
+@cython.locals(engine=Engine, room=Py_ssize_t)
+cdef Py_ssize_t _direct_read(BaseConnection conn, int fd)
 
 @cython.locals(engine=Engine, flush_scheduled=bint)
 cdef _feed(BaseConnection conn, bytes data, Py_ssize_t end, bint borrowed)

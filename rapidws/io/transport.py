@@ -112,6 +112,20 @@ def _fd_read(fd: int, buffer: bytes) -> int:
     return recv(fd, PyBytes_AS_STRING(buffer), _READ_SIZE, 0)
 
 
+def _direct_read(conn: BaseConnection, fd: int) -> int:
+    """``recv(2)`` from socket ``fd`` straight into the buffer of the large frame
+    ``conn``'s engine is gathering (see ``Engine.direct_room``): what ``recv``
+    returned, or -2 when the engine takes no direct read (compiled build only).
+    Feed what came with ``_feed(conn, None, n, False)``."""
+    engine = conn.engine
+    if engine is None:
+        return -2
+    room = engine.direct_room()
+    if room == 0:
+        return -2
+    return recv(fd, engine.direct_address(), room, 0)
+
+
 def _fd_write(fd: int, data: bytes) -> int:
     """``send(2)`` of ``data`` to socket ``fd``: bytes sent, or -1 (compiled build only)."""
     return send(fd, PyBytes_AS_STRING(data), len(data), MSG_NOSIGNAL)
@@ -248,6 +262,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         "_call_later",
         "_close_timer",
         "_defer_flush",
+        "_direct_read",
         "_drain_waiters",
         "_failure",
         "_fd",
@@ -365,6 +380,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         self._wbuf: list[bytes] | None = None
         # A buffer of this connection's own, lent for a read the shared one could not take.
         self._private_buf: bytearray | None = None
+        self._direct_read = False  # get_buffer lent the engine's frame buffer
         self._rbuf: _ReadBuffer | None = None  # the thread's, once connected
         self._defer_flush = False
         # Corked for a handler that a read woke, with no flush scheduled: its
@@ -410,6 +426,16 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         return self.transport.get_extra_info("sockname") if self.transport else None
 
     @property
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The peer's TLS certificate, as :meth:`ssl.SSLSocket.getpeercert` gives it
+        (``None`` without TLS, or when the peer sent none)."""
+        transport = self.transport
+        if transport is None:
+            return None
+        cert: dict[str, Any] | None = transport.get_extra_info("peercert")
+        return cert or None
+
+    @property
     def close_code(self) -> int | None:
         """The code of the peer's close frame once closed (1006 if none came)."""
         if not self._lost.done():
@@ -447,6 +473,12 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         self._rbuf = _read_buffer()
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        engine = self.engine
+        if cython.compiled and engine is not None and engine.direct_room():
+            # A large frame in progress: read into its own buffer (see Engine.direct_room).
+            self._direct_read = True
+            view: memoryview = engine.direct_view()
+            return view
         shared = self._rbuf or _read_buffer()  # the loop thread's
         if not shared.busy:
             self._private_buf = None
@@ -455,6 +487,10 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         return memoryview(self._private_buf)
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._direct_read:
+            self._direct_read = False
+            _feed(self, None, nbytes, False)
+            return
         private = self._private_buf
         if private is not None:
             self._private_buf = None
@@ -1033,8 +1069,9 @@ def closed_in_handshake() -> InvalidMessage:
 # -- the data path, as functions: C calls in the compiled build ------------------
 
 
-def _feed(conn: BaseConnection, data: bytes, end: int, borrowed: bool) -> None:
-    """Handle ``data[:end]``; ``borrowed``: it is only valid during this call."""
+def _feed(conn: BaseConnection, data: bytes | None, end: int, borrowed: bool) -> None:
+    """Handle ``data[:end]``; ``borrowed``: it is only valid during this call.
+    ``data`` is ``None`` when ``end`` bytes were read into the engine's frame buffer."""
     engine = conn.engine
     if engine is not None:
         # Cork: the replies to everything in ``data`` (echoes from
@@ -1048,7 +1085,9 @@ def _feed(conn: BaseConnection, data: bytes, end: int, borrowed: bool) -> None:
             if not flush_scheduled:
                 conn._wbuf = []
         if borrowed:
-            engine.receive_borrowed(data, end)
+            engine.receive_borrowed(data, end)  # type: ignore[arg-type]
+        elif data is None:
+            engine.receive_direct(end)  # read into the frame's buffer (_direct_read)
         else:
             engine.receive_data(data)
         if flush_scheduled:
@@ -1073,6 +1112,7 @@ def _feed(conn: BaseConnection, data: bytes, end: int, borrowed: bool) -> None:
         if conn._linger_left < 0:
             conn._abort()
         return
+    assert data is not None  # direct reads need an engine
     conn._hs_buf += memoryview(data)[:end]
     try:
         if conn.side == SERVER:

@@ -47,6 +47,28 @@ static void rapidws_xor_words(unsigned char *restrict out, const unsigned char *
     }
 }
 
+/* buf[0:8 * words] ^= pattern, in place (a frame read straight into its buffer). */
+RAPIDWS_CLONES
+static void rapidws_xor_words_inplace(unsigned char *buf, size_t words, uint64_t pattern)
+{
+    size_t blocks = words / 16;
+    for (size_t b = 0; b < blocks; b++) {
+        unsigned char *p = buf + 128 * b;
+        for (size_t j = 0; j < 16; j++) {
+            uint64_t v;
+            memcpy(&v, p + 8 * j, 8);
+            v ^= pattern;
+            memcpy(p + 8 * j, &v, 8);
+        }
+    }
+    for (size_t i = 16 * blocks; i < words; i++) {
+        uint64_t v;
+        memcpy(&v, buf + 8 * i, 8);
+        v ^= pattern;
+        memcpy(buf + 8 * i, &v, 8);
+    }
+}
+
 /* How many bytes src[0:n] starts with that are ASCII (below 0x80). */
 RAPIDWS_CLONES
 static size_t rapidws_ascii_prefix(const unsigned char *src, size_t n)

@@ -24,7 +24,18 @@ cdef void _mask_into(
     Py_ssize_t offset,
 )
 
+@cython.locals(
+    i=Py_ssize_t,
+    words=Py_ssize_t,
+    out="unsigned char *",
+    key="const unsigned char *",
+    word="unsigned long long",
+)
+cdef void _unmask_in_place(bytes buf, Py_ssize_t pos, Py_ssize_t n, bytes mask, Py_ssize_t offset)
+
 cdef Py_ssize_t _expanded(Py_ssize_t n)
+
+cdef Py_ssize_t _DIRECT_READ_MIN
 
 cdef bytes _UTF8_LOW, _UTF8_HIGH, _UTF8_NEXT, _ZERO_MASK
 
@@ -122,6 +133,13 @@ cdef class Engine:
     cdef _gather(self, bytes data, Py_ssize_t start, Py_ssize_t n, bint frame_done)
     @cython.locals(pos=Py_ssize_t)
     cdef _gather_piece(self, bytes buf, const unsigned char *src, Py_ssize_t n)
+    cdef _check_gathered(self, bytes buf, Py_ssize_t pos, Py_ssize_t n)
+    cdef _gathered(self, bytes buf)
+    cpdef Py_ssize_t direct_room(self)
+    cpdef direct_view(self)
+    cdef unsigned char *direct_address(self)
+    @cython.locals(buf=bytes, pos=Py_ssize_t)
+    cpdef receive_direct(self, Py_ssize_t n)
     @cython.locals(buf=bytearray, final=bint)
     cdef _data_chunk(self, bytes chunk, bint frame_done, bint checked)
     cdef _check_text(self, bytes chunk)

@@ -67,17 +67,25 @@ if TYPE_CHECKING:
     _uninitialized_bytes: Callable[[Any, int], bytes]
     memcpy: Callable[[Any, Any, int], Any]
     rapidws_xor_words: Callable[[Any, Any, int, int], None]
+    rapidws_xor_words_inplace: Callable[[Any, int, int], None]
+    _writable_view: Callable[[Any, int, int], memoryview]
+    PyBUF_WRITE: int
     rapidws_ascii_prefix: Callable[[Any, int], int]
 else:
     try:
         import cython
+        from cython.cimports.cpython.buffer import PyBUF_WRITE
         from cython.cimports.cpython.bytes import (
             PyBytes_FromStringAndSize as _uninitialized_bytes,  # compiled build only
+        )
+        from cython.cimports.cpython.memoryview import (
+            PyMemoryView_FromMemory as _writable_view,  # compiled build only
         )
         from cython.cimports.libc.string import memcpy
         from cython.cimports.rapidws.protocol._byteloops import (
             rapidws_ascii_prefix,
             rapidws_xor_words,
+            rapidws_xor_words_inplace,
         )
     except (ImportError, AttributeError):  # the pure-Python build, Cython installed or not
         from .. import _cython_shim as cython
@@ -91,6 +99,7 @@ __all__ = [
     "CLIENT",
     "CLOSED",
     "CLOSING",
+    "DIRECT_READ_MIN",
     "OPEN",
     "SERVER",
     "Engine",
@@ -222,6 +231,12 @@ def _frame(b0: int, n: int, key: bytes | None, payload: bytes | None) -> bytes:
     return out
 
 
+#: A data frame with at least this much payload still to come is read straight
+#: into its buffer (see :meth:`Engine.direct_room`).
+_DIRECT_READ_MIN = 65536
+DIRECT_READ_MIN = _DIRECT_READ_MIN  # the public twin of the C constant
+
+
 def _at(data: bytes, start: int) -> Any:
     """Compiled build only: the address of ``data[start]``."""
     return cython.cast(cython.p_const_uchar, cython.cast(cython.p_const_char, data)) + start
@@ -246,6 +261,22 @@ def _mask_into(dest: bytes, pos: int, src: Any, n: int, mask: bytes, offset: int
     rapidws_xor_words(out, src, words, word)
     for i in range(words << 3, n):
         out[i] = src[i] ^ pattern[i & 7]
+
+
+def _unmask_in_place(buf: bytes, pos: int, n: int, mask: bytes, offset: int) -> None:
+    """Compiled build only: ``buf[pos:pos + n]`` XOR ``mask``, in place (see ``_mask_into``)."""
+    out = cython.cast(cython.p_uchar, cython.cast(cython.p_char, buf)) + pos
+    key = cython.cast(cython.p_const_uchar, cython.cast(cython.p_const_char, mask))
+    pattern = cython.declare(cython.uchar[8])
+    for i in range(8):
+        pattern[i] = key[(offset + i) & 3]
+    word = cython.cast(cython.pointer(cython.ulonglong), pattern)[0]
+    if word == 0:
+        return
+    words = n >> 3
+    rapidws_xor_words_inplace(out, words, word)
+    for i in range(words << 3, n):
+        out[i] ^= pattern[i & 7]
 
 
 # UTF-8 (RFC 3629) as a state machine over bytes, for the compiled build:
@@ -805,8 +836,11 @@ class Engine:
                     buf, cython.cast(cython.p_const_uchar, cython.cast(cython.p_char, early)), size
                 )
         self._gather_piece(buf, _at(data, start), n)
-        if not frame_done:
-            return
+        if frame_done:
+            self._gathered(buf)
+
+    def _gathered(self, buf: bytes) -> None:
+        """The frame whose buffer is ``buf`` is whole: up it goes."""
         self._frame_left = -1
         self._frame_buf = None
         if self._whole_frames:
@@ -814,12 +848,69 @@ class Engine:
         else:
             self._data_chunk(buf, True, True)
 
+    def direct_room(self) -> int:
+        """Compiled build: how many bytes the next read may put straight into the
+        buffer of the data frame being gathered; 0 when it reads as usual.
+
+        A frame with :data:`DIRECT_READ_MIN` bytes or more still to come,
+        whose buffer is allocated (see :meth:`_gather`), is read into that
+        buffer and unmasked there: no copy out of the read buffer, and as
+        much per read as the kernel holds (a 1 MiB frame takes one or two
+        reads, not four of the shared 256 KiB buffer, and as few turns of the
+        event loop).  The room ends with the frame: the next frame's bytes
+        are read as usual.
+        """
+        if self._frame_buf is None or self._frame_left < _DIRECT_READ_MIN:
+            return 0
+        return self._frame_left
+
+    def direct_view(self) -> memoryview:
+        """Compiled build: a writable view of the :meth:`direct_room` bytes, for ``recv_into``.
+
+        Valid until :meth:`receive_direct`; the engine keeps the buffer alive.
+        """
+        return _writable_view(
+            cython.cast(cython.p_char, self._frame_buf) + self._frame_pos,
+            self._frame_left,
+            PyBUF_WRITE,
+        )
+
+    def direct_address(self) -> Any:
+        """Compiled build: the address :meth:`direct_view` covers, for ``recv(2)``."""
+        return cython.cast(cython.p_uchar, cython.cast(cython.p_char, self._frame_buf)) + (
+            self._frame_pos
+        )
+
+    def receive_direct(self, n: int) -> None:
+        """Compiled build: ``n`` bytes of the current frame were read to :meth:`direct_view`.
+
+        They are unmasked in place and checked as :meth:`receive_data` would.
+        """
+        buf = self._frame_buf
+        if buf is None or n > self._frame_left:
+            raise InvalidState("receive_direct() without direct_room()")
+        try:
+            self._frame_left -= n
+            pos = self._frame_pos
+            _unmask_in_place(buf, pos, n, self._mask or _ZERO_MASK, self._mask_offset)
+            self._mask_offset = (self._mask_offset + n) & 3
+            self._frame_pos = pos + n
+            self._check_gathered(buf, pos, n)
+            if self._frame_left == 0:
+                self._gathered(buf)
+        except ProtocolError as exc:
+            self._fail(exc)
+
     def _gather_piece(self, buf: bytes, src: Any, n: int) -> None:
         """Unmask ``n`` bytes at ``src`` into the frame's buffer; check text as it comes."""
         pos = self._frame_pos
         _mask_into(buf, pos, src, n, self._mask or _ZERO_MASK, self._mask_offset)
         self._mask_offset = (self._mask_offset + n) & 3
         self._frame_pos = pos + n
+        self._check_gathered(buf, pos, n)
+
+    def _check_gathered(self, buf: bytes, pos: int, n: int) -> None:
+        """Check the ``n`` bytes just gathered at ``pos`` as UTF-8 if the message is text."""
         if self._msg_opcode == OP_TEXT and not self._extensions:
             # The state carries over from the message's previous frames.
             self._utf8_state = _utf8_check(buf, pos, n, self._utf8_state)
@@ -936,7 +1027,10 @@ class Engine:
 
         Text is checked as UTF-8 across the message's frames (a character
         may span them), failing at once on a bad byte and at the last frame
-        on a character left incomplete; ``max_size`` holds for the message.
+        on a character left incomplete.  ``max_size`` holds for each frame
+        (checked at its header, ``_msg_size`` staying 0): the application
+        gets frames as they come, so a message may be as long as it likes
+        (byte streams carry endless ones) while memory stays bounded.
         """
         fin = self._fin
         if self._msg_opcode == OP_TEXT:
@@ -944,10 +1038,8 @@ class Engine:
                 self._check_text(payload)
             if fin and not self._text_complete():
                 raise ProtocolError("invalid UTF-8 in text message", 1007)
-        self._msg_size += len(payload)
         if fin:
             self._msg_opcode = 0
-            self._msg_size = 0
         csink = self._csink
         if csink is not None:
             csink.on_frame(self._opcode, payload, fin, self._rsv)

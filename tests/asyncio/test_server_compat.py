@@ -130,8 +130,9 @@ async def test_a_hook_that_hangs_past_open_timeout_is_cancelled() -> None:
 
 
 async def _no_connections(server: rapidws.Server) -> None:
+    """Until every connection of ``server`` is gone (each unregisters as it closes)."""
     while server.connections:
-        await asyncio.sleep(0.01)
+        await next(iter(server.connections)).wait_closed()  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
@@ -458,3 +459,24 @@ async def test_origins_refuse_other_sites_with_403() -> None:
         with pytest.raises(rapidws.InvalidStatus) as caught:
             await rapidws.connect(uri)  # no Origin: not allowed unless None is listed
         assert caught.value.response.status_code == 403
+
+
+# -- max_connections -------------------------------------------------------------------------
+
+
+async def test_past_max_connections_a_client_gets_503_with_retry_after() -> None:
+    async with running_server(max_connections=2) as (server, uri):
+        first = await rapidws.connect(uri)
+        second = await rapidws.connect(uri)
+        with pytest.raises(rapidws.InvalidStatus) as caught:
+            await rapidws.connect(uri)
+        response = caught.value.response
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "5"
+        (server_side,) = [
+            conn for conn in server.connections if conn.remote_address == first.local_address
+        ]
+        await first.close()
+        await server_side.wait_closed()  # type: ignore[attr-defined]
+        await assert_still_serving(uri)  # room again
+        await second.close()

@@ -111,6 +111,12 @@ async def test_websocket_models_per_route() -> None:
         frame = await ws.recv_frame()
         await ws.send(f"frame:{frame.opcode}:{frame.payload!r}")
 
+    @app.websocket("/stream/{tag}", stream=True)
+    async def lines(reader: Any, writer: Any, tag: str) -> None:
+        line = await reader.readline()
+        writer.write(tag.encode() + b":" + line)
+        await writer.drain()
+
     app.websocket("/callback", listener=Recorder())
     app.websocket("/factory", listener=lambda request: Recorder())
 
@@ -122,6 +128,9 @@ async def test_websocket_models_per_route() -> None:
         async with rapidws.connect(uri + "/frames") as ws:
             await ws.send("x")
             assert await ws.recv() == "frame:1:b'x'"
+        async with rapidws.connect(uri + "/stream/t") as ws:
+            await ws.send(b"one line\n")
+            assert await ws.recv() == b"t:one line\n"
         for path in ("/callback", "/factory"):
             async with rapidws.connect(uri + path) as ws:
                 await ws.send("y")

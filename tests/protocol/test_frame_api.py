@@ -78,10 +78,14 @@ def test_framing_rules_hold(data: bytes) -> None:
     assert_failed(engine, sink, 1002)
 
 
-def test_max_size_holds_for_the_message() -> None:
+def test_max_size_holds_for_each_frame_not_the_message() -> None:
     engine, sink = make(frames=True, max_size=10)
     engine.receive_data(wire(Opcode.BINARY, b"x" * 6, fin=False))
-    engine.receive_data(wire(Opcode.CONT, b"x" * 6))
+    for _ in range(100):  # a message of any length, in frames within the limit
+        engine.receive_data(wire(Opcode.CONT, b"x" * 10, fin=False))
+    engine.receive_data(wire(Opcode.CONT, b"x" * 10))
+    assert len(sink.take_events()) == 102
+    engine.receive_data(wire(Opcode.TEXT, b"y" * 11))  # one frame over: 1009 at its header
     assert_failed(engine, sink, 1009)
 
 
