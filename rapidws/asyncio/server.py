@@ -22,7 +22,7 @@ from ..http.server import (
 )
 from ..io import network
 from ..io.deadlines import Deadlines
-from ..io.transport import KEEPALIVE_TIMEOUT_REASON, BaseConnection
+from ..io.transport import KEEPALIVE_TIMEOUT_REASON, PLAIN_HTTP, PLAIN_HTTP_ALL, BaseConnection
 from ..io.transport import logger as default_logger
 from ..protocol.engine import SERVER
 from ..protocol.extensions.base import ServerExtensionFactory
@@ -62,6 +62,8 @@ class ServerConnection(Connection):
     ) -> None:
         super().__init__(**kwargs)
         self.server = server
+        if server.app is not None:
+            self.plain_http = PLAIN_HTTP_ALL  # the App routes handshakes too
         self._handler: Any = handler  # serve's: one, or one per subprotocol
         self.handshake = handshake
         self._process_request_hook = process_request
@@ -72,7 +74,7 @@ class ServerConnection(Connection):
 
     # -- the plain HTTP path (rapidws.http.server) -----------------------------------
 
-    plain_http = True
+    plain_http = PLAIN_HTTP  # with an App, or once a plain request came: PLAIN_HTTP_ALL
     # Class-level defaults, set on the instance only when used: a WebSocket
     # connection's __dict__ stays as small as before.
     _http: HTTPPath | None = None  # plain HTTP exchanges, once one came
@@ -120,6 +122,7 @@ class ServerConnection(Connection):
             # From now on, received bytes go through the HTTP path first (see
             # _http_handshake_data); the attribute goes with the connection (_lost_hook).
             self._server_handshake_data = self._http_handshake_data  # type: ignore[method-assign]
+            self.plain_http = PLAIN_HTTP_ALL  # a handshake now ends the idle keep-alive timer
             http = self._http = HTTPPath(
                 self,
                 self._dispatch_plain if app is None else partial(app.dispatch, self),

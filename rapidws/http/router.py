@@ -360,7 +360,6 @@ def _hand_to_stream(
 ) -> None:
     """Give the TCP connection to a stream-mode connection, which runs the handshake."""
     from ..asyncio.streams import stream_connection_class, stream_handler
-
     from ..protocol.handshake import ServerHandshake
 
     assert isinstance(conn.handshake, ServerHandshake)

@@ -258,6 +258,9 @@ class RequestParser:
             lambda: _invalid("request line too long", 414),
         )
         self.bodies = bodies
+        #: With ``bodies``, once parsed: whether the request is a WebSocket
+        #: handshake and nothing else (``Upgrade`` or a key, and no body).
+        self.upgrade_only = False
 
     def parse(self, buf: bytes | bytearray) -> tuple[Request, int] | None:
         """Return ``(request, consumed)`` or ``None`` if incomplete."""
@@ -280,7 +283,9 @@ class RequestParser:
             raise _invalid(f"invalid request target: {_show(target)}")
         headers = _parse_headers(block)
         if self.bodies:
-            body_length(headers)  # the framing rules: 400 (or 501) if broken
+            if body_length(headers) == 0:  # the framing rules: 400 (or 501) if broken
+                names = headers._dict
+                self.upgrade_only = "upgrade" in names or "sec-websocket-key" in names
         elif "Transfer-Encoding" in headers:
             raise _invalid("request body not supported (Transfer-Encoding)")
         elif _content_length(headers):
