@@ -241,3 +241,19 @@ async def test_host_header_is_required() -> None:
         raw, response = await RawClient.open(port_of(server), b"GET / HTTP/1.1\r\n\r\n")
         assert response is not None and response.status_code == 400
         raw.close()
+
+
+async def test_failing_hook_on_a_plain_request_answers_a_plain_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(ws: rapidws.ServerConnection, request: Request) -> Response | None:
+        raise RuntimeError("broken hook")
+
+    async with running_server(process_request=broken) as (server, _):
+        raw, response = await RawClient.open(port_of(server), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert response is not None and response.status_code == 500
+        assert b"WebSocket" not in response.body
+        raw.writer.write(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")  # still open
+        assert (await raw.read_response()).status_code == 500
+        raw.close()
+    assert "process_request failed" in caplog.text
