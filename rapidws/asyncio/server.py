@@ -262,6 +262,7 @@ class ServerConnection(Connection):
         super()._lost_hook()
         if self._http is not None:
             self._http.lost()
+            self._http = None  # it refers to this connection: no cycle left for the GC
             self.__dict__.pop("_server_handshake_data", None)  # a bound method: a cycle
         self.server._unregister(self)
 

@@ -257,3 +257,27 @@ async def test_failing_hook_on_a_plain_request_answers_a_plain_500(
         assert (await raw.read_response()).status_code == 500
         raw.close()
     assert "process_request failed" in caplog.text
+
+
+async def test_no_reference_cycle_left_after_a_plain_connection() -> None:
+    import gc
+    import weakref
+
+    async with rapidws.serve(app_with_routes(), "127.0.0.1", 0) as server:
+        raw, response = await RawClient.open(
+            port_of(server), b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+        )
+        assert response is not None and response.status_code == 200
+        conn = next(iter(server.connections))
+        ref = weakref.ref(conn)
+        await raw.read_eof()
+        raw.close()
+        await conn.wait_closed()
+        del conn
+    gc.disable()
+    try:
+        for _ in range(10):
+            await asyncio.sleep(0)  # let the loop drop its callbacks
+        assert ref() is None, gc.get_referrers(ref())
+    finally:
+        gc.enable()
