@@ -6,6 +6,9 @@ Libraries (``--lib``):
 
 - ``rapidws``: the async message API (``async for message in ws: await ws.send(message)``);
 - ``rapidws+zlib-ng``: the same, compressing with zlib-ng (``rapidws.set_zlib_backend``);
+- ``rapidws-split``: the same over the connection's halves (``ws.split()``): a task
+  receives and hands each message to a sending task through a deque, which
+  sends what has queued in one batch;
 - ``rapidws-callback``: the callback API (:class:`rapidws.Listener`);
 - ``rapidws-stream``: byte streams (``stream=True``): ``reader.read`` into ``writer.write``;
 - ``websockets``, ``picows.websockets``: the same handler as ``rapidws``;
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import cProfile
 import os
 import signal
@@ -37,6 +41,7 @@ from _harness import ensure_repo_on_path, raise_nofile_limit, run_loop
 LIBS = (
     "rapidws",
     "rapidws+zlib-ng",
+    "rapidws-split",
     "rapidws-callback",
     "rapidws-frames",
     "rapidws-attach",
@@ -54,6 +59,44 @@ Serving = AbstractAsyncContextManager[int]  # yields the bound port
 async def echo(ws: Any) -> None:
     async for message in ws:
         await ws.send(message)
+
+
+async def split_echo(ws: Any) -> None:
+    """The echo over the halves: one task receives and hands each message to a sending task."""
+    sender, receiver = ws.split()
+    loop = asyncio.get_running_loop()
+    pending: collections.deque[Any] = collections.deque()
+    idle: list[asyncio.Future[None]] = []  # the sender's wake-up, while it waits
+    received_all = False
+
+    async def send_all() -> None:
+        send = sender.send
+        while True:
+            if not pending:
+                if received_all:
+                    return
+                waiter = loop.create_future()
+                idle.append(waiter)
+                await waiter
+                continue
+            if len(pending) == 1:
+                await send(pending.popleft())
+                continue
+            async with sender.batch():  # what came meanwhile leaves in one write
+                while pending:
+                    await send(pending.popleft())
+
+    sending = asyncio.create_task(send_all())
+    try:
+        async for message in receiver:
+            pending.append(message)
+            if idle:
+                idle.pop().set_result(None)
+    finally:
+        received_all = True
+        if idle:
+            idle.pop().set_result(None)
+        await sending
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -75,6 +118,11 @@ async def _serving(server_context: Any, args: argparse.Namespace) -> AsyncIterat
 
 
 def _websockets_like(lib: str, args: argparse.Namespace) -> Serving:
+    if lib == "rapidws-split":
+        ensure_repo_on_path()
+        import rapidws
+
+        return _serving(rapidws.serve(split_echo, args.host, args.port, **_options(args)), args)
     if lib == "rapidws":
         ensure_repo_on_path()
         import rapidws
@@ -224,7 +272,7 @@ async def _tcp(args: argparse.Namespace) -> AsyncIterator[int]:
 
 
 def serving(args: argparse.Namespace) -> Serving:
-    if args.lib in ("rapidws", "websockets", "picows.websockets"):
+    if args.lib in ("rapidws", "rapidws-split", "websockets", "picows.websockets"):
         return _websockets_like(args.lib, args)
     if args.lib == "rapidws+zlib-ng":
         ensure_repo_on_path()

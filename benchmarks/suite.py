@@ -97,6 +97,7 @@ SERVERS = {
         ServerSpec("rapidws attach", "rapidws-attach"),
         ServerSpec("rapidws stream", "rapidws-stream"),
         ServerSpec("rapidws async", "rapidws"),
+        ServerSpec("rapidws split", "rapidws-split"),
         ServerSpec("rapidws pure", "rapidws", pure=True),
         ServerSpec("picows", "picows"),
         ServerSpec("picows.websockets", "picows.websockets"),
@@ -352,6 +353,8 @@ TARGETS: list[tuple[str, str, float, dict[str, float], tuple[str, ...]]] = [
     ("rapidws async", "picows.websockets", 1.0, {}, ()),
     ("rapidws async", "websockets", 2.0, {}, ()),
     ("rapidws pure", "websockets", 1.0, {}, ()),
+    # The halves (a receiving task, a sending task, a queue) against the one-task echo.
+    ("rapidws split", "rapidws async", 0.9, {}, ("pipelined-64",)),
 ]
 
 

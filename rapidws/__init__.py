@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .asyncio.auth import basic_auth
     from .asyncio.client import ClientConnection, connect, unix_connect
     from .asyncio.connection import Connection, State
+    from .asyncio.halves import Receiver, Sender
     from .asyncio.opening import PendingRequest, client_handshake, server_handshake
     from .asyncio.router import route, unix_route
     from .asyncio.server import Server, ServerConnection, serve, unix_serve
@@ -76,6 +77,8 @@ _EXPORTS = {
     "unix_connect": ".asyncio.client",
     "Connection": ".asyncio.connection",
     "State": ".asyncio.connection",
+    "Receiver": ".asyncio.halves",
+    "Sender": ".asyncio.halves",
     "serve": ".asyncio.server",
     "unix_serve": ".asyncio.server",
     "route": ".asyncio.router",
@@ -164,11 +167,13 @@ __all__ = [
     "PayloadTooBig",
     "PendingRequest",
     "ProtocolError",
+    "Receiver",
     "Redirect",
     "Rejected",
     "Request",
     "Response",
     "SecurityError",
+    "Sender",
     "Server",
     "ServerConnection",
     "State",

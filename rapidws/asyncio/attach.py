@@ -37,6 +37,7 @@ from .streams import (
     stream_connection_class,
     stream_handler,
 )
+from .timeouts import within
 
 __all__ = ["AttachedServerConnection", "attach"]
 
@@ -109,6 +110,7 @@ async def attach(
     frames: bool = False,
     stages: Sequence[Stage | Callable[[], Stage]] | None = None,
     stream: bool | str = False,
+    timeout: float | None = None,
 ) -> Connection | ListenerConnection | Streams:
     """Run WebSocket on an established stream, as its ``side`` (``"client"`` or ``"server"``).
 
@@ -130,6 +132,11 @@ async def attach(
     streams (see :mod:`rapidws.asyncio.streams`).  Bytes the
     reader had buffered are the connection's first.  Other options are those
     of :func:`~rapidws.connect` / :func:`~rapidws.serve`.
+
+    ``timeout`` bounds the opening handshake (as ``open_timeout``, with the
+    error of a deadline): past it, or if ``attach`` is cancelled meanwhile,
+    the stream is aborted and :class:`TimeoutError` (``"attach() timed out
+    after ..."``) or the cancellation raised.
     """
     if side not in ("client", "server"):
         raise ValueError(f"side must be 'client' or 'server', not {side!r}")
@@ -208,7 +215,18 @@ async def attach(
     if buffered:
         conn.data_received(buffered)
     transport.resume_reading()  # the stream's protocol may have paused it
-    await conn._opened
+    if conn._opened.done():
+        conn._opened.result()  # the handshake failed on the buffered bytes: raise
+    else:
+        try:
+            # Shielded: the future is the connection's, not this call's to cancel.
+            if timeout is None:
+                await asyncio.shield(conn._opened)
+            else:
+                await within(asyncio.shield(conn._opened), timeout, "attach")
+        except (asyncio.CancelledError, TimeoutError):
+            conn._abort()  # nobody owns a half-opened stream
+            raise
     if handler is not None and side == "server" and isinstance(conn, Connection):
         if stream:  # the handler takes (reader, writer)
             if callable(handler):

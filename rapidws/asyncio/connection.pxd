@@ -13,6 +13,9 @@ cdef class Connection(BaseConnection):
     cdef public bint _paused_reading
     cdef public object _send_lock
     cdef public bint _fail_after_drain
+    cdef public object _id
+    cdef public object _logger
+    cdef public object _halves
 
     cpdef on_message(self, object message)
     cpdef on_frame(self, int opcode, bytes payload, bint fin, int rsv)

@@ -31,6 +31,7 @@ cdef class BaseConnection(SinkBase):
     cdef public object _failure
     cdef public int _fd
     cdef public _Flusher _flusher
+    cdef public bint _hold_writes
     cdef public object _hs_buf
     cdef public object _hs_hook
     cdef public object _hs_parser

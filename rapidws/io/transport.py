@@ -279,6 +279,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         "_failure",
         "_fd",
         "_flusher",
+        "_hold_writes",
         "_hs_buf",
         "_hs_hook",
         "_hs_parser",
@@ -397,6 +398,8 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         self._direct_read = False  # get_buffer lent the engine's frame buffer
         self._rbuf: _ReadBuffer | None = None  # the thread's, once connected
         self._defer_flush = False
+        # A batch (rapidws.asyncio.halves) holds writes corked until it ends.
+        self._hold_writes = False
         # Corked for a handler that a read woke, with no flush scheduled: its
         # first write schedules one, unless the API sends at once (see _feed).
         self._lazy_cork = False
@@ -642,6 +645,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         drop) until it closes, so that no reset discards the close frame.
         Either way the close timer aborts a peer that does not let go.
         """
+        self._unhold()
         self._flush()
         transport = self.transport
         if transport is None or transport.is_closing():
@@ -872,9 +876,22 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
     # ---------------------------------------------------------------- closing
 
     def _start_close_timer(self) -> None:
-        """Abort the TCP connection if the peer does not close it in time."""
+        """Abort the TCP connection if the peer does not close it in time.
+
+        Closing ends a batch: the close frame must not wait behind it.
+        """
+        self._unhold()
         if self._close_timer is None and not self._lost.done() and self.close_timeout is not None:
             self._close_timer = self._call_later(self.close_timeout, self._abort)
+
+    def _unhold(self) -> None:
+        """End a batch (see :meth:`rapidws.asyncio.halves.Sender.batch`): what it holds goes now."""
+        if self._hold_writes:
+            self._hold_writes = False
+            if self._lost.done():
+                self._wbuf = None  # nowhere to go
+                return
+            _flush_writes(self)
 
     def _abort(self) -> None:
         self._fd = -1  # an aborted transport drops writes
@@ -934,6 +951,11 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
 
     async def _close(self, code: int = 1000, reason: str = "") -> None:
         """Run the closing handshake and wait for the TCP connection to close."""
+        self._start_close(code, reason)
+        await asyncio.shield(self._lost)
+
+    def _start_close(self, code: int, reason: str) -> None:
+        """Start the closing handshake now (what :meth:`_close` waits for)."""
         engine = self.engine
         self._stream_end = _STREAM_CLOSE
         if engine is None:
@@ -944,10 +966,10 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
             self._start_close_timer()
         elif self._ws_closed and self.transport is not None:
             # An attached stream, kept open until now.  Our answer to the
-            # peer's close frame may still be corked: it goes first.
+            # peer's close frame may still be corked (or held by a batch): it goes first.
+            self._unhold()
             self._flush()
             self.transport.close()
-        await asyncio.shield(self._lost)
 
     async def _detach(self, timeout: float | None) -> tuple[Any, Any]:
         """Run the closing handshake and give the attached stream back, still open.
@@ -963,6 +985,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
             raise InvalidState("only a connection made by attach() can detach")
         if engine is None:
             raise InvalidState("the opening handshake is not complete")
+        self._unhold()
         if engine.state == OPEN:
             engine.send_close(1000, "")
             self._flush()
@@ -974,7 +997,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
             except TimeoutError:
                 self._abort()
                 raise TimeoutError(
-                    f"detach: no close frame from the peer within {limit} seconds"
+                    f"detach() timed out after {limit} s: no close frame from the peer"
                 ) from None
         if self._lost.done() or not self._ws_closed:
             raise self._closed_error()
@@ -1229,6 +1252,8 @@ def _flush_writes(conn: BaseConnection) -> None:
     gathers (uvloop, aiofastnet, asyncio from Python 3.12); on older
     asyncio, whose ``writelines`` joins, they go one by one.
     """
+    if conn._hold_writes:
+        return  # a batch holds them (see BaseConnection._unhold)
     buf = conn._wbuf
     conn._wbuf = None
     conn._lazy_cork = False

@@ -627,14 +627,23 @@ def accept(conn: socket.socket) -> bytes:
     return opening.trailing
 
 
-def read_frame(conn: socket.socket, data: bytes = b"") -> Frame:
-    while True:
-        parsed = Frame.parse(data)
-        if parsed is not None:
-            return parsed[0]
-        chunk = conn.recv(65536)
-        assert chunk, "the client closed before sending a frame"
-        data += chunk
+class FrameReader:
+    """The client's frames one by one; a read may bring several, none is lost."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.data = b""
+
+    def next(self) -> Frame:
+        while True:
+            parsed = Frame.parse(self.data)
+            if parsed is not None:
+                frame, _, consumed = parsed
+                self.data = self.data[consumed:]
+                return frame
+            chunk = self.conn.recv(65536)
+            assert chunk, "the client closed before sending a frame"
+            self.data += chunk
 
 
 def read_close_code(conn: socket.socket) -> int:
@@ -875,9 +884,10 @@ def test_ping_flood_is_answered_while_receiving() -> None:
     def script(conn: socket.socket) -> None:
         accept(conn)
         conn.sendall(b"\x89\x00" * 10_000 + b"\x81\x02ok")
-        frame = read_frame(conn)
+        frames = FrameReader(conn)
+        frame = frames.next()
         while frame.opcode == 0xA:  # pongs, then the client's "bye"
-            frame = read_frame(conn)
+            frame = frames.next()
         codes.append(frame.opcode)
 
     with raw_server(script) as uri, rapidws.sync.connect(uri, close_timeout=0.2) as ws:
