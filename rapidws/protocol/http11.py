@@ -368,9 +368,10 @@ def body_length(headers: Headers) -> int:
         return CHUNKED
     if not lengths:
         return 0
-    if any(value != lengths[0] for value in lengths):
-        raise _invalid("differing Content-Length values (RFC 9112 6.3)")
     value = lengths[0]
+    for other in lengths:  # a loop, not any(): no generator on the handshake path
+        if other != value:
+            raise _invalid("differing Content-Length values (RFC 9112 6.3)")
     if not (value.isascii() and value.isdigit()):
         raise _invalid(f"invalid Content-Length: {value[:64]!r}")
     if len(value.lstrip("0")) > 18:
