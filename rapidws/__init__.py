@@ -45,6 +45,17 @@ if TYPE_CHECKING:
         TLSAlert,
         WebSocketException,
     )
+    from .http.router import App
+    from .http.server import (
+        HTTPRequest,
+        StreamResponse,
+        bytes_response,
+        html_response,
+        json_response,
+        stream_response,
+        text_response,
+    )
+    from .http.static import StaticFiles
     from .listener import Listener, ListenerConnection, connect_listener, serve_listener
     from .protocol.extensions.permessage_deflate import set_zlib_backend
     from .protocol.frames import CloseCode, Frame, Opcode
@@ -92,6 +103,20 @@ _EXPORTS = {
     "set_zlib_backend": ".protocol.extensions.permessage_deflate",
     "connect_listener": ".listener",
     "Response": ".protocol.http11",
+    "App": ".http.router",
+    "StaticFiles": ".http.static",
+    **dict.fromkeys(
+        [
+            "HTTPRequest",
+            "StreamResponse",
+            "bytes_response",
+            "html_response",
+            "json_response",
+            "stream_response",
+            "text_response",
+        ],
+        ".http.server",
+    ),
     **dict.fromkeys(
         [
             "ConcurrencyError",
@@ -119,6 +144,7 @@ _EXPORTS = {
 
 __all__ = [
     "Accepted",
+    "App",
     "BroadcastResult",
     "ClientConnection",
     "CloseCode",
@@ -128,6 +154,7 @@ __all__ = [
     "ConnectionClosedError",
     "ConnectionClosedOK",
     "Frame",
+    "HTTPRequest",
     "Headers",
     "InvalidHandshake",
     "InvalidHeader",
@@ -154,6 +181,8 @@ __all__ = [
     "Server",
     "ServerConnection",
     "State",
+    "StaticFiles",
+    "StreamResponse",
     "TLSAlert",
     "WebSocketException",
     "WebSocketStreamReader",
@@ -162,16 +191,21 @@ __all__ = [
     "attach",
     "basic_auth",
     "broadcast",
+    "bytes_response",
     "client_handshake",
     "connect",
     "connect_listener",
     "generate_key",
+    "html_response",
+    "json_response",
     "open_connection",
     "route",
     "serve",
     "serve_listener",
     "server_handshake",
     "set_zlib_backend",
+    "stream_response",
+    "text_response",
     "unix_connect",
     "unix_route",
     "unix_serve",

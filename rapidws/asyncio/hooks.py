@@ -37,6 +37,11 @@ def hook_failed(conn: Any, name: str, exc: Exception, logger: Any) -> Response:
     """The 500 answering a hook that raised; the exception is logged and kept."""
     conn.handshake_exc = exc
     logger.error("%s failed", name, exc_info=exc)
+    http = getattr(conn, "_http", None)
+    if http is not None and http.busy:  # a plain HTTP request: plain words
+        from ..http.server import error_response
+
+        return error_response(500, "see the server log")
     handshake = conn.handshake
     assert isinstance(handshake, ServerHandshake)
     return handshake.reject(500, FAILED_TEXT)

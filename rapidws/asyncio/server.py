@@ -8,19 +8,27 @@ import re
 import socket
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
+from functools import partial
 from types import TracebackType
 from typing import Any
 
-from ..exceptions import ConnectionClosed, ConnectionClosedOK, InvalidMessage
+from ..exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake, InvalidMessage
+from ..http.router import App
+from ..http.server import (
+    DEFAULT_MAX_BODY,
+    KEEPALIVE_TIMEOUT,
+    HTTPPath,
+    error_response,
+)
 from ..io import network
 from ..io.deadlines import Deadlines
-from ..io.transport import KEEPALIVE_TIMEOUT_REASON, BaseConnection
+from ..io.transport import KEEPALIVE_TIMEOUT_REASON, PLAIN_HTTP, PLAIN_HTTP_ALL, BaseConnection
 from ..io.transport import logger as default_logger
 from ..protocol.engine import SERVER
 from ..protocol.extensions.base import ServerExtensionFactory
 from ..protocol.extensions.permessage_deflate import enable_server_permessage_deflate
 from ..protocol.handshake import SelectSubprotocol, ServerHandshake
-from ..protocol.http11 import Request, Response
+from ..protocol.http11 import Request, Response, body_length
 from ..protocol.pipeline import Stage
 from .auth import basic_auth
 from .connection import Connection
@@ -54,6 +62,8 @@ class ServerConnection(Connection):
     ) -> None:
         super().__init__(**kwargs)
         self.server = server
+        if server.app is not None:
+            self.plain_http = PLAIN_HTTP_ALL  # the App routes handshakes too
         self._handler: Any = handler  # serve's: one, or one per subprotocol
         self.handshake = handshake
         self._process_request_hook = process_request
@@ -61,6 +71,111 @@ class ServerConnection(Connection):
         self._handler_task: asyncio.Task[None] | None = None
         #: Set by :func:`~rapidws.asyncio.auth.basic_auth` once the client authenticated.
         self.username: str | None = None
+
+    # -- the plain HTTP path (rapidws.http.server) -----------------------------------
+
+    plain_http = PLAIN_HTTP  # with an App, or once a plain request came: PLAIN_HTTP_ALL
+    # Class-level defaults, set on the instance only when used: a WebSocket
+    # connection's __dict__ stays as small as before.
+    _http: HTTPPath | None = None  # plain HTTP exchanges, once one came
+    _app_answer: Response | None = None  # the App's answer to an upgrade request
+    _handed_over = False  # an App routed the request already, to this connection
+
+    def _http_handshake_data(self) -> None:
+        """``_server_handshake_data`` once a plain request came (an instance attribute)."""
+        http = self._http
+        assert http is not None
+        if http.busy:
+            http.data()  # a body, or pipelined requests waiting their turn
+            return
+        http.head_begun()
+        BaseConnection._server_handshake_data(self)
+
+    def _plain_request(self, request: Request, rest: bytes) -> bool:
+        """Send a request that is no WebSocket handshake down the plain HTTP path."""
+        headers = request.headers
+        names = headers._dict  # lower-case names: is_websocket_attempt, inlined
+        if "upgrade" in names or "sec-websocket-key" in names:
+            # The handshake path, as fast as before for serve(handler) (no App, no HTTP yet).
+            if (
+                self._http is None
+                and self.server.app is None
+                and "content-length" not in names
+                and "transfer-encoding" not in names
+            ):
+                return False
+            if body_length(headers):
+                raise InvalidMessage("request body not supported on a WebSocket handshake")
+            app = self.server.app
+            if (
+                app is not None
+                and not self._handed_over
+                and app.websocket_route(self, request, rest)
+            ):
+                return True  # handed to a connection of another model
+            if self._http is not None:
+                self._http.upgrade()
+            return False
+        http = self._http
+        if http is None:
+            app = self.server.app
+            # From now on, received bytes go through the HTTP path first (see
+            # _http_handshake_data); the attribute goes with the connection (_lost_hook).
+            self._server_handshake_data = self._http_handshake_data  # type: ignore[method-assign]
+            self.plain_http = PLAIN_HTTP_ALL  # a handshake now ends the idle keep-alive timer
+            http = self._http = HTTPPath(
+                self,
+                self._dispatch_plain if app is None else partial(app.dispatch, self),
+                max_body=self.server.max_body if app is None else app.max_body,
+                keepalive_timeout=self.server.keepalive_timeout,
+                request_timeout=self.open_timeout,
+                server_header=getattr(self.handshake, "server_header", None),
+            )
+        http.start(request, rest)
+        return True
+
+    async def _dispatch_plain(self, request: Request, body: bytes) -> Response:
+        """Without an App: the hooks answer, else 426 (GET, HEAD) or 405."""
+        if self._process_request_hook is None and self._process_response_hook is None:
+            return _not_websocket(request)
+        result = answer(
+            self,
+            request,
+            _not_websocket,
+            self._process_request_hook,
+            self._process_response_hook,
+            self.server.logger,
+        )
+        if result is not None and not isinstance(result, Response):
+            result = await result
+        return _not_websocket(request) if result is None else result
+
+    def error_response(self, exc: InvalidHandshake) -> Response | None:
+        if self._http is not None or self.request is None:
+            # Not (yet) a WebSocket handshake: plain words (RFC 9110 15.5).
+            response = error_response(exc.status, str(exc))
+            response.headers["Connection"] = "close"
+            server_header = getattr(self.handshake, "server_header", None)
+            if server_header is not None:
+                response.headers["Server"] = server_header
+            response.headers["Content-Length"] = str(len(response.body))
+            return response
+        return super().error_response(exc)
+
+    def eof_received(self) -> bool | None:
+        http = self._http
+        if http is not None and self.engine is None and not self._opened.done():
+            return http.eof()
+        return super().eof_received()
+
+    def _open_timed_out(self) -> None:
+        if self._hs_buf and not self._opened.done() and self._hs_hook is None:
+            # Part of a request came, not all of it (slowloris): 408 (RFC 9110 15.5.9).
+            exc = InvalidMessage(f"request not received within {self.open_timeout:g} s")
+            exc.status = 408
+            self._handshake_failed(exc)
+            return
+        super()._open_timed_out()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -75,6 +190,14 @@ class ServerConnection(Connection):
             return self.handshake.reject(
                 503, "Too many connections; try again later.", [("Retry-After", RETRY_AFTER)]
             )
+        app_answer = self._app_answer
+        if app_answer is not None:  # the App refused the handshake (404, 403)
+            self._app_answer = None
+            if self.handshake_exc is None:
+                self.handshake_exc = InvalidMessage(
+                    f"request answered with HTTP {app_answer.status_code}"
+                )
+            return app_answer
         if self._process_request_hook is None and self._process_response_hook is None:
             return self._accept(request)
         return answer(
@@ -95,8 +218,14 @@ class ServerConnection(Connection):
         return response
 
     def respond(self, status: int, text: str) -> Response:
-        """A plain-text HTTP response for ``process_request`` to return, as in websockets."""
+        """A plain-text HTTP response for ``process_request`` to return, as in websockets.
+
+        Answering a plain HTTP request, it keeps the connection open.
+        """
         assert isinstance(self.handshake, ServerHandshake)
+        http = self._http
+        if http is not None and http.busy:
+            return self.handshake.reject(status, text, {"Connection": "keep-alive"})
         return self.handshake.reject(status, text)
 
     def _opened_hook(self) -> None:
@@ -131,7 +260,22 @@ class ServerConnection(Connection):
 
     def _lost_hook(self) -> None:
         super()._lost_hook()
+        if self._http is not None:
+            self._http.lost()
+            self._http = None  # it refers to this connection: no cycle left for the GC
+            self.__dict__.pop("_server_handshake_data", None)  # a bound method: a cycle
         self.server._unregister(self)
+
+
+def _not_websocket(request: Request) -> Response:
+    """A plain request to a WebSocket-only server: 426 for GET and HEAD, else 405."""
+    if request.method in ("GET", "HEAD"):
+        return error_response(
+            426,
+            "this server speaks WebSocket; send a WebSocket handshake",
+            {"Upgrade": "websocket"},
+        )
+    return error_response(405, f"{request.method} is not allowed here", {"Allow": "GET"})
 
 
 class Server:
@@ -139,6 +283,13 @@ class Server:
 
     def __init__(self, logger: logging.Logger | logging.LoggerAdapter[Any] | None = None) -> None:
         self.logger = logger or default_logger
+        #: The application (rapidws.App) routing requests, if any.
+        self.app: Any = None
+        #: The plain HTTP path's limits (rapidws.http.server).
+        self.max_body = DEFAULT_MAX_BODY
+        self.keepalive_timeout: float | None = KEEPALIVE_TIMEOUT
+        #: The options each connection is made with (for connections of other models).
+        self.connection_options: dict[str, Any] = {}
         self.server: asyncio.AbstractServer | None = None
         self.connections: set[BaseConnection] = set()
         #: Past this many connections, new ones get HTTP 503 (see :func:`serve`).
@@ -268,7 +419,11 @@ class serve:
     HTTP 503 with ``Retry-After``), ``compression``, ``open_timeout``,
     ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_size``,
     ``max_queue``, ``write_limit``, ``create_connection`` (a
-    :class:`ServerConnection` subclass); plus ``max_fragment_size``, ``mode``
+    :class:`ServerConnection` subclass); plus ``max_body`` (of a plain
+    HTTP request, 413 beyond; default 1 MiB) and ``keepalive_timeout`` (an
+    idle keep-alive HTTP connection closes after it, 5 s), see
+    :mod:`rapidws.http.server`; ``handler`` may be a :class:`rapidws.App`;
+    ``max_fragment_size``, ``mode``
     (``"text"`` or ``"binary"``: a connection of that type only), ``ssl`` and
     ``fastnet`` (aiofastnet's transports: see :mod:`rapidws.io.network`).
     ``stream=True`` (or ``"text"``) calls ``handler(reader, writer)`` with
@@ -280,7 +435,7 @@ class serve:
 
     def __init__(
         self,
-        handler: Handlers | StreamHandler | Mapping[str | None, StreamHandler],
+        handler: Handlers | StreamHandler | Mapping[str | None, StreamHandler] | App,
         host: str | Sequence[str] | None = None,
         port: int | None = None,
         *,
@@ -309,8 +464,15 @@ class serve:
         create_connection: type[ServerConnection] | None = None,
         fastnet: bool | None = None,
         stream: bool | str = False,
+        max_body: int | None = None,
+        keepalive_timeout: float | None = KEEPALIVE_TIMEOUT,
         **kwargs: Any,
     ) -> None:
+        app: App | None = None
+        if isinstance(handler, App):
+            app, handler = handler, _routed
+        if stream and app is not None:
+            raise ValueError("with an App, stream= goes to app.websocket(path, stream=...)")
         if stream:
             # Byte streams: frames queue as they come (see streams.py).
             if callable(handler):
@@ -372,6 +534,13 @@ class serve:
             raise ValueError("max_connections must be at least 1")
         self.server.max_connections = max_connections
         self.options["deadlines"] = self.server.deadlines
+        self.server.app = app
+        self.server.connection_options = self.options
+        if max_body is not None:
+            self.server.max_body = max_body
+            if app is not None:
+                app.max_body = max_body
+        self.server.keepalive_timeout = keepalive_timeout
 
     def _factory(self) -> ServerConnection:
         return self.connection_class(
@@ -416,6 +585,11 @@ class serve:
         tb: TracebackType | None,
     ) -> None:
         await self.server.__aexit__(exc_type, exc, tb)
+
+
+async def _routed(connection: ServerConnection) -> None:
+    """The handler of an App's connections until a route sets theirs (never runs)."""
+    raise RuntimeError("no WebSocket route chosen")  # pragma: no cover
 
 
 def _check_listening(sock: socket.socket) -> None:

@@ -70,7 +70,14 @@ from ..protocol.handshake import Accept, Accepted, ClientHandshake, Redirect, Se
 from ..protocol.http11 import Request, RequestParser, Response, ResponseParser
 from .deadlines import Deadlines
 
-__all__ = ["READS_PAUSED_FOR_QUEUE", "READS_PAUSED_FOR_WRITES", "BaseConnection", "State"]
+__all__ = [
+    "PLAIN_HTTP",
+    "PLAIN_HTTP_ALL",
+    "READS_PAUSED_FOR_QUEUE",
+    "READS_PAUSED_FOR_WRITES",
+    "BaseConnection",
+    "State",
+]
 
 logger = logging.getLogger("rapidws")
 
@@ -99,6 +106,11 @@ READS_PAUSED_FOR_WRITES = 1
 READS_PAUSED_FOR_QUEUE = 2
 #: An attached stream's closing handshake is over: what follows is not ours.
 READS_PAUSED_FOR_DETACH = 4
+# BaseConnection.plain_http: which requests go to _plain_request first.
+#: Requests that are no WebSocket handshake (a handshake goes straight on).
+PLAIN_HTTP = 1
+#: Every request (a router picks the handler of handshakes too).
+PLAIN_HTTP_ALL = 2
 #: The reason of the 1011 close frame sent when a keepalive ping is not answered in time.
 KEEPALIVE_TIMEOUT_REASON = "keepalive ping timeout"
 #: An asynchronous ``process_request`` or ``process_response`` hook is running.
@@ -317,6 +329,10 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
     side: int = SERVER
     #: The opening handshake: a ServerHandshake or a ClientHandshake.
     handshake: ServerHandshake | ClientHandshake | None = None
+    #: Server side: requests may have bodies, and :meth:`_plain_request` sees
+    #: those that are no WebSocket handshake (``PLAIN_HTTP``) or all of them
+    #: (``PLAIN_HTTP_ALL``, for a router); 0: none.
+    plain_http = 0
 
     def __init__(
         self,
@@ -659,6 +675,14 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         """
         return self._accept_request(request)
 
+    def _plain_request(self, request: Request, rest: bytes) -> bool:
+        """Server only, with ``plain_http``: whether a plain HTTP path took ``request``.
+
+        ``rest`` is what came after the head.  Here, none does: every request
+        is a WebSocket handshake.
+        """
+        return False
+
     def _accept_request(self, request: Request) -> Response:
         """The handshake's own answer to ``request``: the 101, or an error response."""
         assert isinstance(self.handshake, ServerHandshake)
@@ -693,7 +717,9 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
             return  # the request is being answered; later bytes wait in _hs_buf
         parser = self._hs_parser
         if parser is None:
-            parser = self._hs_parser = RequestParser(max_header_bytes=self.max_handshake_size)
+            parser = self._hs_parser = RequestParser(
+                max_header_bytes=self.max_handshake_size, bodies=self.plain_http != 0
+            )
         assert isinstance(parser, RequestParser)
         parsed = parser.parse(self._hs_buf)
         if parsed is None:
@@ -703,6 +729,13 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         rest = bytes(self._hs_buf[consumed:])
         self._hs_buf = bytearray()
         self.request = request
+        plain = self.plain_http
+        if (
+            plain
+            and (plain == PLAIN_HTTP_ALL or not parser.upgrade_only)
+            and self._plain_request(request, rest)
+        ):
+            return  # the plain HTTP path took it
         response = self.process_request(request)
         if response is None:
             return  # process_request failed the handshake itself

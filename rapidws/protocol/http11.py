@@ -15,11 +15,14 @@ tab, and obs-fold continuation lines are rejected.  Limits are enforced on
 incomplete input as well, so an endless line fails as soon as it exceeds
 ``max_line``.
 
-Bodies: requests may not have one (``Transfer-Encoding`` or a non-zero
-``Content-Length`` is an error, since those bytes would otherwise be read as
-WebSocket frames).  A response has a body only when it has a status other than
-1xx/204/304, no ``Transfer-Encoding`` and a ``Content-Length``; chunked and
-read-until-close bodies are not read (``body`` is ``b""``).
+Bodies: by default requests may not have one (``Transfer-Encoding`` or a
+non-zero ``Content-Length`` is an error, since those bytes would otherwise be
+read as WebSocket frames).  ``RequestParser(bodies=True)``, for the plain
+HTTP path, accepts them under RFC 9112's framing rules (see
+:func:`body_length`) and :class:`BodyReader` reads them.  A response has a
+body only when it has a status other than 1xx/204/304, no
+``Transfer-Encoding`` and a ``Content-Length``; chunked and read-until-close
+bodies are not read (``body`` is ``b""``).
 """
 
 from __future__ import annotations
@@ -32,13 +35,19 @@ from ..exceptions import InvalidHandshake, InvalidMessage, SecurityError
 from .headers import Headers
 
 __all__ = [
+    "CHUNKED",
+    "BodyReader",
     "Request",
     "RequestParser",
     "Response",
     "ResponseParser",
+    "body_length",
     "parse_request",
     "parse_response",
 ]
+
+#: :func:`body_length`'s answer for a chunked body.
+CHUNKED = -1
 
 _token_re = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _target_re = re.compile(rb"[\x21-\x7e]+")
@@ -235,7 +244,12 @@ class RequestParser:
     """
 
     def __init__(
-        self, *, max_line: int = 8192, max_headers: int = 128, max_header_bytes: int = 65536
+        self,
+        *,
+        max_line: int = 8192,
+        max_headers: int = 128,
+        max_header_bytes: int = 65536,
+        bodies: bool = False,
     ) -> None:
         self._scanner = _HeadScanner(
             max_line,
@@ -243,6 +257,10 @@ class RequestParser:
             max_header_bytes,
             lambda: _invalid("request line too long", 414),
         )
+        self.bodies = bodies
+        #: With ``bodies``, once parsed: whether the request is a WebSocket
+        #: handshake and nothing else (``Upgrade`` or a key, and no body).
+        self.upgrade_only = False
 
     def parse(self, buf: bytes | bytearray) -> tuple[Request, int] | None:
         """Return ``(request, consumed)`` or ``None`` if incomplete."""
@@ -264,9 +282,13 @@ class RequestParser:
         if not _target_re.fullmatch(target):
             raise _invalid(f"invalid request target: {_show(target)}")
         headers = _parse_headers(block)
-        if "Transfer-Encoding" in headers:
+        if self.bodies:
+            if body_length(headers) == 0:  # the framing rules: 400 (or 501) if broken
+                names = headers._dict
+                self.upgrade_only = "upgrade" in names or "sec-websocket-key" in names
+        elif "Transfer-Encoding" in headers:
             raise _invalid("request body not supported (Transfer-Encoding)")
-        if _content_length(headers):
+        elif _content_length(headers):
             raise _invalid("request body not supported (Content-Length)")
         return Request(target.decode("ascii"), headers, method.decode("ascii")), consumed
 
@@ -322,6 +344,157 @@ class ResponseParser:
                 consumed += length
         phrase = (reason or b"").decode("iso-8859-1")
         return Response(status_code, phrase, headers, body), consumed
+
+
+def body_length(headers: Headers) -> int:
+    """The length of a request's body: 0 for none, :data:`CHUNKED`, or a byte count.
+
+    RFC 9112 6.1 and 6.3, against request smuggling: ``Transfer-Encoding``
+    with ``Content-Length`` is an error (400), as are differing
+    ``Content-Length`` values and a ``Transfer-Encoding`` whose final coding
+    is not ``chunked``; other transfer codings are not implemented (501).
+    Obs-fold and bare CR never get this far: the head parser refuses them.
+    """
+    codings = headers._values("transfer-encoding")
+    lengths = headers._values("content-length")
+    if codings:
+        if lengths:
+            raise _invalid("both Transfer-Encoding and Content-Length (RFC 9112 6.1)")
+        names = [name.strip(" \t").lower() for value in codings for name in value.split(",")]
+        if names[-1] != "chunked":
+            raise _invalid("Transfer-Encoding must end with chunked (RFC 9112 6.3)")
+        if len(names) > 1:
+            raise _invalid(f"unsupported Transfer-Encoding: {', '.join(names)[:64]}", 501)
+        return CHUNKED
+    if not lengths:
+        return 0
+    value = lengths[0]
+    for other in lengths:  # a loop, not any(): no generator on the handshake path
+        if other != value:
+            raise _invalid("differing Content-Length values (RFC 9112 6.3)")
+    if not (value.isascii() and value.isdigit()):
+        raise _invalid(f"invalid Content-Length: {value[:64]!r}")
+    if len(value.lstrip("0")) > 18:
+        raise _invalid("Content-Length too large", 413)
+    return int(value)
+
+
+_chunk_size_re = re.compile(rb"([0-9A-Fa-f]{1,16})[\t ]*(?:;[\t\x20-\x7e\x80-\xff]*)?")
+
+# BodyReader states.
+_SIZE = 0  # a chunk-size line
+_DATA = 1  # chunk data (or the whole Content-Length body)
+_DATA_END = 2  # the CRLF after a chunk's data
+_TRAILER = 3  # trailer lines, up to an empty one
+_DONE = 4
+
+
+class BodyReader:
+    """Reads a request body out of a buffer as it comes (RFC 9112 6.3 and 7.1).
+
+    ``length`` is :func:`body_length`'s answer.  :meth:`read` takes the body's
+    bytes from the front of ``buf`` (a bytearray the caller appends to) and
+    returns them, leaving what follows the body (a pipelined request); it
+    raises :class:`~rapidws.exceptions.InvalidMessage` with ``status`` 400
+    for a malformed chunk and 413 once the body exceeds ``max_body``.
+    Chunk extensions and trailers are dropped.  Each byte is looked at a
+    bounded number of times, so a body dripped byte by byte costs linear time.
+    """
+
+    MAX_LINE = 4096  #: a chunk-size line, with its extensions
+    MAX_TRAILERS = 16384  #: all trailer lines together
+
+    def __init__(self, length: int, max_body: int) -> None:
+        if length > max_body:
+            raise _invalid(f"body too large: {length} bytes (max_body is {max_body})", 413)
+        self.max_body = max_body
+        self.received = 0
+        self._chunked = length == CHUNKED
+        self._left = 0 if self._chunked else length  # bytes of the current piece of data
+        self._state = _SIZE if self._chunked else _DATA
+        self._searched = 0  # no LF in buf before this offset (size and trailer lines)
+        self._trailers = 0
+        if not self._chunked and length == 0:
+            self._state = _DONE
+
+    @property
+    def done(self) -> bool:
+        """Whether the whole body has been read."""
+        return self._state == _DONE
+
+    def read(self, buf: bytearray) -> bytes:
+        """Take and return the body bytes at the front of ``buf`` (maybe none)."""
+        out: list[bytes] = []
+        while True:
+            state = self._state
+            if state == _DATA:
+                take = min(self._left, len(buf))
+                if take:
+                    out.append(bytes(buf[:take]))
+                    del buf[:take]
+                    self._left -= take
+                    self.received += take
+                if self._left:
+                    break
+                self._state = _DATA_END if self._chunked else _DONE
+            elif state == _DATA_END:
+                if len(buf) < 2:
+                    if buf and buf[0] != 0x0D:
+                        raise _invalid("chunk data not followed by CRLF")
+                    break
+                if buf[:2] != b"\r\n":
+                    raise _invalid("chunk data not followed by CRLF")
+                del buf[:2]
+                self._state = _SIZE
+            elif state in (_SIZE, _TRAILER):
+                line = self._line(buf)
+                if line is None:
+                    break
+                if state == _SIZE:
+                    self._chunk_size(line)
+                elif not line:
+                    self._state = _DONE
+                else:
+                    self._trailers += len(line) + 2
+                    if self._trailers > self.MAX_TRAILERS:
+                        raise _invalid("trailer section too large", 431)
+                    if _header_line_re.fullmatch(line) is None:
+                        raise _header_line_error(line)
+            else:
+                break
+        return b"".join(out) if len(out) != 1 else out[0]
+
+    def _line(self, buf: bytearray) -> bytes | None:
+        """A whole CRLF-ended line from the front of ``buf`` (without the CRLF), or None."""
+        end = buf.find(b"\n", self._searched)
+        if end == -1:
+            self._searched = len(buf)
+            if len(buf) > self.MAX_LINE:
+                raise _invalid("chunk-size or trailer line too long")
+            return None
+        self._searched = 0
+        if end == 0 or buf[end - 1] != 0x0D:
+            raise _invalid("line ending is a bare LF, not CRLF")
+        if end > self.MAX_LINE:
+            raise _invalid("chunk-size or trailer line too long")
+        line = bytes(buf[: end - 1])
+        del buf[: end + 1]
+        if b"\r" in line:
+            raise _invalid("bare CR in a chunked body")
+        return line
+
+    def _chunk_size(self, line: bytes) -> None:
+        match = _chunk_size_re.fullmatch(line)
+        if match is None:
+            raise _invalid(f"invalid chunk size line: {_show(line)}")
+        size = int(match.group(1), 16)
+        if self.received + size > self.max_body:
+            raise _invalid(f"body too large (max_body is {self.max_body})", 413)
+        if size == 0:
+            self._state = _TRAILER
+        else:
+            self._left = size
+            self._state = _DATA
 
 
 def parse_request(
