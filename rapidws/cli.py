@@ -1,4 +1,5 @@
-"""Command line: ``rapidws echo`` (a demo and conformance server) and ``rapidws connect``."""
+"""Command line: ``rapidws serve`` (the demo chat), ``rapidws echo`` (a conformance
+server) and ``rapidws connect`` (an interactive client)."""
 
 from __future__ import annotations
 
@@ -131,13 +132,79 @@ def build_parser() -> argparse.ArgumentParser:
     )
     echo.add_argument("--uvloop", action="store_true", help="run on uvloop")
     echo.add_argument("--log-level", default="WARNING")
+    chat = commands.add_parser(
+        "serve", help="run the demo chat: HTTP and WebSocket on http://127.0.0.1:8765/"
+    )
+    chat.add_argument("--host", default="127.0.0.1")
+    chat.add_argument("--port", type=int, default=8765)
+    chat.add_argument("--tls-cert", metavar="FILE", help="serve https:// and wss:// with this")
+    chat.add_argument("--tls-key", metavar="FILE", help="the certificate's key (if not in it)")
+    chat.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=10.0,
+        help="on SIGINT/SIGTERM, how long connections get to close (seconds)",
+    )
+    chat.add_argument("--uvloop", action="store_true", help="run on uvloop")
+    chat.add_argument("--log-level", default="INFO")
     client = commands.add_parser("connect", help="an interactive client")
     client.add_argument("uri")
     return parser
 
 
+async def run_chat(
+    host: str,
+    port: int,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    shutdown_timeout: float = 10.0,
+) -> None:
+    """The demo chat (:mod:`rapidws.app.chat`) until SIGINT or SIGTERM, then a graceful stop.
+
+    Stopping: no new connections, 1001 (going away) to every WebSocket,
+    then up to ``shutdown_timeout`` seconds for the connections to close.
+    """
+    from .app.chat import MAX_SIZE, make_app
+
+    ssl = None
+    if tls_cert is not None:
+        from .tls import server_context
+
+        ssl = server_context(tls_cert, tls_key)
+    async with make_app().serve(host, port, ssl=ssl, max_size=MAX_SIZE) as server:
+        scheme = "https" if ssl is not None else "http"
+        for sock in server.sockets:
+            address = sock.getsockname()
+            print(f"rapidws chat on {scheme}://{address[0]}:{address[1]}/", flush=True)
+        loop = asyncio.get_running_loop()
+        stop = loop.create_future()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signum, stop.set_result, None)
+        await stop
+        logging.getLogger("rapidws").info("shutting down: 1001 to every connection")
+        server.close(close_connections=True, code=1001, reason="server shutting down")
+        try:
+            await asyncio.wait_for(server.wait_closed(), shutdown_timeout)
+        except TimeoutError:
+            for conn in list(server.connections):
+                conn._abort()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(message)s")
+        coroutine = run_chat(
+            args.host, args.port, args.tls_cert, args.tls_key, args.shutdown_timeout
+        )
+        if args.uvloop:
+            import uvloop
+
+            uvloop.run(coroutine)
+        else:
+            asyncio.run(coroutine)
+        return 0
     if args.command == "echo":
         logging.basicConfig(level=args.log_level.upper())
         main_coroutine = run_echo(

@@ -1,0 +1,1 @@
+"""The demo chat: ``rapidws serve`` (see :mod:`rapidws.app.chat`)."""
