@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+// Debian's Chromium, headless, as users of the demo chat (rapidws/app, `rapidws serve`).
+//
+//   node chat.mjs HTTP_URL HTTPS_URL SCREENSHOT [--executable /usr/bin/chromium]
+//                 [--timeout SECONDS]
+//
+// Two pages join room "plain" over HTTP_URL and chat; two pages join room "tls"
+// over HTTPS_URL (a test certificate: errors ignored) and chat. From a page over
+// HTTP it then opens /echo: checks that ws.extensions names permessage-deflate and
+// that a 4 MiB binary message comes back byte for byte; and opens /closing, which it
+// closes with code 4000 and a reason (the test server reports what its handler saw).
+// Saves a screenshot of the first page to SCREENSHOT.
+//
+// Prints one JSON line on stdout: {"ok", "error", "browser", "heard": {...},
+// "extensions", "echo_bytes", "closed"} and exits 0 only on success.
+
+import { chromium } from 'playwright-core';
+
+const ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic',
+];
+
+function parseArgs(argv) {
+  const opts = { urls: [], executable: process.env.RAPIDWS_CHROMIUM || '/usr/bin/chromium', timeout: 120 };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--executable') opts.executable = argv[++i];
+    else if (argv[i] === '--timeout') opts.timeout = Number(argv[++i]);
+    else opts.urls.push(argv[i]);
+  }
+  if (opts.urls.length !== 3) {
+    console.error('usage: node chat.mjs HTTP_URL HTTPS_URL SCREENSHOT');
+    process.exit(2);
+  }
+  return opts;
+}
+
+async function joinRoom(context, base, name, room) {
+  const page = await context.newPage();
+  page.setDefaultTimeout(30000);
+  page.on('pageerror', (e) => console.error(`chat.mjs: page error: ${e.message}`));
+  await page.goto(base + '/');
+  await page.evaluate(() => localStorage.clear());
+  await page.fill('#name', name);
+  await page.fill('#room', room);
+  await page.click('#join button');
+  await page.waitForSelector(`#messages li.note:has-text("You joined ${room}")`);
+  return page;
+}
+
+async function say(page, text) {
+  await page.fill('#text', text);
+  await page.click('#send');
+}
+
+async function heard(page, name, text) {
+  await page.waitForSelector(`#messages li:has(.who:text-is("${name}")):has-text("${text}")`);
+  return true;
+}
+
+async function chatIn(context, base, room, names) {
+  const [a, b] = [await joinRoom(context, base, names[0], room), await joinRoom(context, base, names[1], room)];
+  await a.waitForSelector(`#online li:text-is("${names[1]}")`);  // who is online
+  await say(a, `hello from ${names[0]}`);
+  await say(b, `hi ${names[0]}, ${names[1]} here`);
+  const ok = (await heard(b, names[0], `hello from ${names[0]}`))
+    && (await heard(a, names[1], `${names[1]} here`));
+  return { pages: [a, b], ok };
+}
+
+// Runs in the page.
+async function echoAndClose({ base }) {
+  const ws = (path) => new WebSocket(base.replace(/^http/, 'ws') + path);
+  const opened = (w) => new Promise((resolve, reject) => {
+    w.onopen = resolve;
+    w.onerror = () => reject(new Error('WebSocket error'));
+  });
+  const echo = ws('/echo');
+  echo.binaryType = 'arraybuffer';
+  await opened(echo);
+  const size = 4 * 1024 * 1024;
+  const sent = new Uint8Array(size);
+  for (let i = 0; i < size; i++) sent[i] = (i * 2654435761) >>> 24;
+  const back = await new Promise((resolve) => {
+    echo.onmessage = (e) => resolve(new Uint8Array(e.data));
+    echo.send(sent);
+  });
+  let same = back.length === sent.length;
+  for (let i = 0; same && i < size; i++) same = back[i] === sent[i];
+  const extensions = echo.extensions;
+  echo.close(1000);
+  const closing = ws('/closing');
+  await opened(closing);
+  const closed = await new Promise((resolve) => {
+    closing.onclose = (e) => resolve({ code: e.code, reason: e.reason, wasClean: e.wasClean });
+    closing.close(4000, 'bye from the browser');
+  });
+  return { extensions, echo_bytes: same ? size : -1, closed };
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const [httpBase, httpsBase, screenshot] = opts.urls;
+  const result = { ok: false, error: null, browser: null, heard: {} };
+  let browser = null;
+  let exitCode = 1;
+  const deadline = setTimeout(() => {
+    result.error = `timed out after ${opts.timeout} s`;
+    process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(4));
+  }, opts.timeout * 1000);
+  try {
+    browser = await chromium.launch({ executablePath: opts.executable, headless: true, args: ARGS });
+    result.browser = browser.version();
+    const plain = await browser.newContext({ viewport: { width: 390, height: 700 } });  // a phone
+    const secure = await browser.newContext({ ignoreHTTPSErrors: true });
+    const overHttp = await chatIn(plain, httpBase, 'plain', ['alice', 'bob']);
+    result.heard.http = overHttp.ok;
+    const overHttps = await chatIn(secure, httpsBase, 'tls', ['carol', 'dave']);
+    result.heard.https = overHttps.ok;
+    Object.assign(result, await overHttp.pages[0].evaluate(echoAndClose, { base: httpBase }));
+    await overHttp.pages[0].screenshot({ path: screenshot });
+    result.ok = result.heard.http && result.heard.https && result.echo_bytes > 0;
+    exitCode = result.ok ? 0 : 1;
+  } catch (err) {
+    result.error = err && err.message ? err.message : String(err);
+  } finally {
+    if (browser) await Promise.race([browser.close(), new Promise((r) => setTimeout(r, 10000))]);
+    clearTimeout(deadline);
+  }
+  process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(exitCode));
+}
+
+main();
