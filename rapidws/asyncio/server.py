@@ -357,8 +357,14 @@ class Server:
             if self.server is not None:
                 self.server.close()
             if close_connections:
+                # A plain HTTP response in flight is finished (with Connection:
+                # close, as the server is closing) and its connection closes after it.
                 await asyncio.gather(
-                    *(conn._close(code, reason) for conn in list(self.connections)),
+                    *(
+                        conn._close(code, reason)
+                        for conn in list(self.connections)
+                        if not _answering_http(conn)
+                    ),
                     return_exceptions=True,
                 )
             tasks = [
@@ -602,6 +608,12 @@ def _check_listening(sock: socket.socket) -> None:
         f"serve(sock=...) needs a listening socket; this one is connected to {peer!r}: "
         "to run WebSocket on a connected stream, use rapidws.attach()"
     )
+
+
+def _answering_http(conn: BaseConnection) -> bool:
+    """Whether ``conn`` is answering a plain HTTP request now."""
+    http = getattr(conn, "_http", None)
+    return conn.engine is None and http is not None and bool(http.busy)
 
 
 def _per_subprotocol(
