@@ -4,7 +4,9 @@
 //   node chat.mjs HTTP_URL HTTPS_URL SCREENSHOT [--executable /usr/bin/chromium]
 //                 [--timeout SECONDS]
 //
-// Two pages join room "plain" over HTTP_URL and chat; two pages join room "tls"
+// Two pages join room "plain" over HTTP_URL and chat; the server drops them (GET
+// /kick: 1012 to every chat connection) and they must rejoin by themselves and
+// chat again; two pages join room "tls"
 // over HTTPS_URL (a test certificate: errors ignored) and chat. From a page over
 // HTTP it then opens /echo: checks that ws.extensions names permessage-deflate and
 // that a 4 MiB binary message comes back byte for byte; and opens /closing, which it
@@ -115,11 +117,26 @@ async function main() {
     const secure = await browser.newContext({ ignoreHTTPSErrors: true });
     const overHttp = await chatIn(plain, httpBase, 'plain', ['alice', 'bob']);
     result.heard.http = overHttp.ok;
+    // The server goes away (/kick closes every chat WebSocket with 1012, service
+    // restart): the pages reconnect and rejoin by themselves, then chat again.
+    const [alice, bob] = overHttp.pages;
+    await alice.evaluate(async () => { await fetch('/kick'); });
+    for (const page of [alice, bob]) {
+      await page.waitForFunction(
+        () => document.querySelectorAll('#messages li.note').length >= 2
+          && document.getElementById('status').textContent === 'connected'
+          && !document.getElementById('text').disabled,
+      );
+    }
+    await bob.waitForSelector('#online li:text-is("alice")');
+    await say(alice, 'back again');
+    result.heard.rejoined = await heard(bob, 'alice', 'back again');
     const overHttps = await chatIn(secure, httpsBase, 'tls', ['carol', 'dave']);
     result.heard.https = overHttps.ok;
     Object.assign(result, await overHttp.pages[0].evaluate(echoAndClose, { base: httpBase }));
     await overHttp.pages[0].screenshot({ path: screenshot });
-    result.ok = result.heard.http && result.heard.https && result.echo_bytes > 0;
+    result.ok = result.heard.http && result.heard.https && result.heard.rejoined
+      && result.echo_bytes > 0;
     exitCode = result.ok ? 0 : 1;
   } catch (err) {
     result.error = err && err.message ? err.message : String(err);

@@ -1,10 +1,12 @@
 """The demo chat in Debian's Chromium (headless), over http:// and https://.
 
 ``conformance/interop/chat.mjs`` opens the chat page four times: two pages
-chat in one room over http, two in another over https (a trustme
-certificate); then one page sends a 4 MiB binary message through ``/echo``
-(with the browser's permessage-deflate) and closes a WebSocket with 4000 and
-a reason, which the server's handler must see.  The screenshot of the chat
+chat in one room over http, lose their connections (1012, as a restarting
+server closes them) and must rejoin by themselves and chat again; two chat
+in another room over https (a trustme certificate); then one page sends a
+4 MiB binary message through ``/echo`` (with the browser's
+permessage-deflate) and closes a WebSocket with 4000 and a reason, which the
+server's handler must see.  The screenshot of the chat
 page goes to ``conformance/reports/chat.png``, and must not be blank.
 """
 
@@ -19,7 +21,7 @@ from typing import Any
 import pytest
 
 import rapidws
-from rapidws.app.chat import MAX_SIZE, make_app
+from rapidws.app.chat import MAX_SIZE, ChatRooms, make_app
 from rapidws.tls import server_context
 
 from .helpers import REPO, require_chromium, run_script
@@ -88,8 +90,18 @@ async def test_chat_in_chromium_over_http_and_https(tmp_path: Path) -> None:
             closes.put_nowait((ws.close_code, ws.close_reason))
 
     def app() -> Any:
-        application = make_app()
+        rooms = ChatRooms()
+        application = make_app(rooms)
         application.websocket("/closing", closing)
+
+        @application.get("/kick")
+        async def kick(request: Any) -> str:
+            """What a restart does to the pages: every chat connection goes (1012)."""
+            for members in list(rooms.rooms.values()):
+                for conn in list(members):
+                    await conn.close(1012, "service restart")
+            return "kicked"
+
         return application
 
     ssl = server_context(str(cert_file), str(key_file))
@@ -115,7 +127,7 @@ async def test_chat_in_chromium_over_http_and_https(tmp_path: Path) -> None:
         )
         result = run.result
         assert run.returncode == 0 and result.get("ok") is True, run.describe()
-        assert result["heard"] == {"http": True, "https": True}
+        assert result["heard"] == {"http": True, "rejoined": True, "https": True}
         assert result["extensions"].startswith("permessage-deflate"), result["extensions"]
         assert result["echo_bytes"] == 4 * 2**20
         assert result["closed"]["code"] == 4000, result["closed"]
