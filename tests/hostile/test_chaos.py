@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import os
 import random
@@ -172,21 +173,27 @@ async def slowloris(port: int) -> str:
     # which this busy loop may hear of late.
     start = time.monotonic()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
+
+    async def trickle() -> None:
         for byte in REQUEST.format(path="/", extra="").encode():
             writer.write(bytes([byte]))
             await asyncio.sleep(0.2)
-            if reader.at_eof() or writer.is_closing():
-                break
-            if time.monotonic() - start > OPEN_TIMEOUT + 5:
-                return "not timed out"
+            if writer.is_closing():
+                return
+
+    # The server answers 408 (RFC 9110 15.5.9) at open_timeout, or drops the
+    # connection: either ends the trickle.
+    trickling = asyncio.ensure_future(trickle())
+    try:
         result = await http_ending(reader, OPEN_TIMEOUT + 5)
-        if result in ("eof", "reset") and time.monotonic() - start >= OPEN_TIMEOUT - 0.1:
+        in_time = time.monotonic() - start >= OPEN_TIMEOUT - 0.1
+        if result in ("eof", "reset", "HTTP 408") and in_time:
             return "timed out"
-        return result
-    except (ConnectionResetError, BrokenPipeError):
-        return "timed out"
+        return "not timed out" if result == "timeout" else result
     finally:
+        trickling.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await trickling
         writer.close()
 
 
