@@ -24,7 +24,8 @@ from rapidws.io import sockets as sockets_module
 from rapidws.io.sockets import SocketTransport
 from rapidws.listener import Listener, ListenerConnection, serve_listener
 from rapidws.protocol import engine as engine_module
-from rapidws.protocol.engine import SERVER, Engine, SinkBase
+from rapidws.protocol.engine import SERVER, Engine
+from rapidws.protocol.events import EventSink, Failed, Message
 from rapidws.protocol.frames import Frame, Opcode
 
 from ..asyncio.helpers import RawClient, echo, port_of
@@ -251,39 +252,12 @@ async def test_client_reads_large_unmasked_frames_in_pieces() -> None:
 ENGINE_COMPILED = _accel.is_compiled(engine_module)
 
 
-class Messages(SinkBase):
-    def __init__(self) -> None:
-        self.messages: list[str | bytes] = []
-        self.written: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def on_message(self, message: str | bytes) -> None:
-        self.messages.append(message)
-
-    def write_eof(self) -> None:
-        pass
-
-    def on_ping(self, payload: bytes) -> None:
-        pass
-
-    def on_pong(self, payload: bytes) -> None:
-        pass
-
-    def on_close(self, code: int, reason: str) -> None:
-        pass
-
-    def on_fail(self, exc: Exception) -> None:
-        pass
-
-
 @pytest.mark.skipif(not ENGINE_COMPILED, reason="direct reads are the compiled build's")
 @pytest.mark.parametrize("opcode", [Opcode.TEXT, Opcode.BINARY])
 def test_the_rest_of_a_large_frame_is_read_into_its_own_buffer(opcode: Opcode) -> None:
     payload = ("é" * (MIB // 2)).encode() if opcode == Opcode.TEXT else os.urandom(MIB)
     wire = Frame(opcode, payload).serialize(mask=True)
-    sink = Messages()
+    sink = EventSink()
     engine = Engine(SERVER, sink)
     first = MIB // 4
     engine.receive_data(wire[:first])
@@ -298,14 +272,14 @@ def test_the_rest_of_a_large_frame_is_read_into_its_own_buffer(opcode: Opcode) -
         done += n
         assert engine.direct_room() in (len(wire) - done, 0)
     expected: str | bytes = payload.decode() if opcode == Opcode.TEXT else payload
-    assert sink.messages == [expected]
+    assert sink.take_events() == [Message(expected)]
     assert engine.direct_room() == 0
 
 
 @pytest.mark.skipif(not ENGINE_COMPILED, reason="direct reads are the compiled build's")
 def test_invalid_utf8_read_into_the_frame_buffer_fails_with_1007() -> None:
     wire = Frame(Opcode.TEXT, b"a" * MIB + b"\xc0" + b"a" * 100).serialize(mask=True)
-    sink = Messages()
+    sink = EventSink()
     engine = Engine(SERVER, sink, max_size=2 * MIB)
     engine.receive_data(wire[: MIB // 8])
     view = engine.direct_view()
@@ -313,16 +287,16 @@ def test_invalid_utf8_read_into_the_frame_buffer_fails_with_1007() -> None:
     view[: len(rest)] = rest
     engine.receive_direct(len(rest))
     assert engine.failure is not None and engine.failure.code == 1007
-    assert sink.messages == []
+    assert [type(event) for event in sink.take_events()] == [Failed]  # no message
     assert engine.direct_room() == 0  # buffers dropped at the failure
 
 
 @pytest.mark.skipif(not ENGINE_COMPILED, reason="direct reads are the compiled build's")
 def test_no_direct_read_for_small_frames_or_before_a_sixteenth_came() -> None:
-    engine = Engine(SERVER, Messages())
+    engine = Engine(SERVER, EventSink())
     engine.receive_data(Frame(Opcode.BINARY, b"x" * 60_000).serialize(mask=True)[:100])
     assert engine.direct_room() == 0  # under DIRECT_READ_MIN still to come
-    engine = Engine(SERVER, Messages(), max_size=64 * MIB)
+    engine = Engine(SERVER, EventSink(), max_size=64 * MIB)
     engine.receive_data(Frame(Opcode.BINARY, b"x" * (32 * MIB)).serialize(mask=True)[:1000])
     assert engine.direct_room() == 0  # no buffer yet: a peer announcing 32 MiB sent 1 KB
     with pytest.raises(rapidws.InvalidState):
