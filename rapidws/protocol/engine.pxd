@@ -18,20 +18,12 @@ cdef bytes _frame(int b0, Py_ssize_t n, bytes key, bytes payload)
     out="unsigned char *",
     key="const unsigned char *",
     word="unsigned long long",
+    in_place=bint,
 )
 cdef void _mask_into(
     bytes dest, Py_ssize_t pos, const unsigned char *src, Py_ssize_t n, bytes mask,
     Py_ssize_t offset,
 )
-
-@cython.locals(
-    i=Py_ssize_t,
-    words=Py_ssize_t,
-    out="unsigned char *",
-    key="const unsigned char *",
-    word="unsigned long long",
-)
-cdef void _unmask_in_place(bytes buf, Py_ssize_t pos, Py_ssize_t n, bytes mask, Py_ssize_t offset)
 
 cdef Py_ssize_t _expanded(Py_ssize_t n)
 
@@ -133,12 +125,11 @@ cdef class Engine:
     cdef _gather(self, bytes data, Py_ssize_t start, Py_ssize_t n, bint frame_done)
     @cython.locals(pos=Py_ssize_t)
     cdef _gather_piece(self, bytes buf, const unsigned char *src, Py_ssize_t n)
-    cdef _check_gathered(self, bytes buf, Py_ssize_t pos, Py_ssize_t n)
     cdef _gathered(self, bytes buf)
     cpdef Py_ssize_t direct_room(self)
     cpdef direct_view(self)
     cdef unsigned char *direct_address(self)
-    @cython.locals(buf=bytes, pos=Py_ssize_t)
+    @cython.locals(buf=bytes)
     cpdef receive_direct(self, Py_ssize_t n)
     @cython.locals(buf=bytearray, final=bint)
     cdef _data_chunk(self, bytes chunk, bint frame_done, bint checked)

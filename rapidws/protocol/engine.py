@@ -271,37 +271,27 @@ def _mask_into(dest: bytes, pos: int, src: Any, n: int, mask: bytes, offset: int
     """Compiled build only: write the ``n`` bytes at ``src`` XOR ``mask`` into ``dest`` at ``pos``.
 
     ``dest`` is a ``bytes`` object this module just created and nothing else
-    has seen yet.  An all-zero mask copies.
+    has seen yet.  An all-zero mask copies.  ``src`` may be ``dest``'s own
+    bytes at ``pos`` (a frame read straight into its buffer): unmasked in place.
     """
     out = cython.cast(cython.p_uchar, cython.cast(cython.p_char, dest)) + pos
+    in_place = cython.cast(cython.p_const_uchar, out) == src
     key = cython.cast(cython.p_const_uchar, cython.cast(cython.p_const_char, mask))
     pattern = cython.declare(cython.uchar[8])
     for i in range(8):
         pattern[i] = key[(offset + i) & 3]
     word = cython.cast(cython.pointer(cython.ulonglong), pattern)[0]
     if word == 0:
-        memcpy(out, src, n)
+        if not in_place:
+            memcpy(out, src, n)
         return
     words = n >> 3
-    rapidws_xor_words(out, src, words, word)
+    if in_place:
+        rapidws_xor_words_inplace(out, words, word)  # rapidws_xor_words' pointers are restrict
+    else:
+        rapidws_xor_words(out, src, words, word)
     for i in range(words << 3, n):
         out[i] = src[i] ^ pattern[i & 7]
-
-
-def _unmask_in_place(buf: bytes, pos: int, n: int, mask: bytes, offset: int) -> None:
-    """Compiled build only: ``buf[pos:pos + n]`` XOR ``mask``, in place (see ``_mask_into``)."""
-    out = cython.cast(cython.p_uchar, cython.cast(cython.p_char, buf)) + pos
-    key = cython.cast(cython.p_const_uchar, cython.cast(cython.p_const_char, mask))
-    pattern = cython.declare(cython.uchar[8])
-    for i in range(8):
-        pattern[i] = key[(offset + i) & 3]
-    word = cython.cast(cython.pointer(cython.ulonglong), pattern)[0]
-    if word == 0:
-        return
-    words = n >> 3
-    rapidws_xor_words_inplace(out, words, word)
-    for i in range(words << 3, n):
-        out[i] ^= pattern[i & 7]
 
 
 # UTF-8 (RFC 3629) as a state machine over bytes, for the compiled build:
@@ -916,11 +906,7 @@ class Engine:
             raise InvalidState("receive_direct() without direct_room()")
         try:
             self._frame_left -= n
-            pos = self._frame_pos
-            _unmask_in_place(buf, pos, n, self._mask or _ZERO_MASK, self._mask_offset)
-            self._mask_offset = (self._mask_offset + n) & 3
-            self._frame_pos = pos + n
-            self._check_gathered(buf, pos, n)
+            self._gather_piece(buf, _at(buf, self._frame_pos), n)  # in place
             if self._frame_left == 0:
                 self._gathered(buf)
         except ProtocolError as exc:
@@ -932,10 +918,6 @@ class Engine:
         _mask_into(buf, pos, src, n, self._mask or _ZERO_MASK, self._mask_offset)
         self._mask_offset = (self._mask_offset + n) & 3
         self._frame_pos = pos + n
-        self._check_gathered(buf, pos, n)
-
-    def _check_gathered(self, buf: bytes, pos: int, n: int) -> None:
-        """Check the ``n`` bytes just gathered at ``pos`` as UTF-8 if the message is text."""
         if self._msg_opcode == OP_TEXT and not self._extensions:
             # The state carries over from the message's previous frames.
             self._utf8_state = _utf8_check(buf, pos, n, self._utf8_state)
