@@ -1081,17 +1081,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         the connection, which would make a reference cycle.
         """
         engine = self.engine
-        if engine is None:
-            closed = closed_exception(1006, "", None, None)
-        else:
-            rcvd = engine.close_rcvd_code
-            sent = engine.close_sent_code
-            closed = closed_exception(
-                1006 if rcvd == -1 else rcvd,
-                engine.close_rcvd_reason,
-                None if sent == -1 else sent,
-                None if sent == -1 else engine.close_sent_reason,
-            )
+        closed = closed_exception(1006, "", None, None) if engine is None else engine.closed_error()
         if self._lost.done():
             closed.__cause__ = self._lost_cause
         return closed

@@ -90,7 +90,13 @@ else:
     except (ImportError, AttributeError):  # the pure-Python build, Cython installed or not
         from .. import _cython_shim as cython
 
-from ..exceptions import InvalidState, PayloadTooBig, ProtocolError
+from ..exceptions import (
+    ConnectionClosed,
+    InvalidState,
+    PayloadTooBig,
+    ProtocolError,
+    closed_exception,
+)
 from .extensions.base import Extension
 from .frames import apply_mask as _apply_mask_ints
 from .frames import is_valid_close_code
@@ -673,6 +679,18 @@ class Engine:
         self._pending = b""
         if self.state != CLOSED:
             self.state = CLOSED
+
+    def closed_error(self) -> ConnectionClosed:
+        """A new :class:`~rapidws.exceptions.ConnectionClosed` for the close frames
+        received and sent so far (1006 when none came, RFC 6455 7.1.5)."""
+        rcvd = self.close_rcvd_code
+        sent = self.close_sent_code
+        return closed_exception(
+            1006 if rcvd == -1 else rcvd,
+            self.close_rcvd_reason,
+            None if sent == -1 else sent,
+            None if sent == -1 else self.close_sent_reason,
+        )
 
     def release(self) -> None:
         """The connection is gone: call the sink no more and drop buffers.

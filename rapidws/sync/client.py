@@ -73,7 +73,6 @@ from ..exceptions import (
     InvalidStatus,
     ProtocolError,
     SecurityError,
-    closed_exception,
 )
 from ..http.uri import parse_uri
 from ..protocol.engine import CLIENT, CLOSED, OP_BINARY, OP_CONT, OP_TEXT, OPEN, Engine, SinkBase
@@ -678,15 +677,7 @@ class ClientConnection(SinkBase):
 
     def _closed_error(self) -> ConnectionClosed:
         """A new exception for an operation on a closing or closed connection."""
-        engine = self.engine
-        rcvd = engine.close_rcvd_code
-        sent = engine.close_sent_code
-        closed = closed_exception(
-            1006 if rcvd == -1 else rcvd,
-            engine.close_rcvd_reason,
-            None if sent == -1 else sent,
-            None if sent == -1 else engine.close_sent_reason,
-        )
+        closed = self.engine.closed_error()
         closed.__cause__ = self._failure or self._lost_cause
         return closed
 
