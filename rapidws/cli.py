@@ -39,6 +39,16 @@ def _echo_listener(request: Request) -> Listener:
     return EchoListener()
 
 
+async def _until_signalled() -> None:
+    """Return once the process gets SIGINT or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set_result, None)
+    await stop
+
+
 async def run_echo(
     host: str,
     port: int,
@@ -65,12 +75,7 @@ async def run_echo(
         for sock in server.sockets:
             address = sock.getsockname()
             print(f"rapidws echo server on ws://{address[0]}:{address[1]}/", flush=True)
-        loop = asyncio.get_running_loop()
-        stop = loop.create_future()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(signum, stop.set_result, None)
-        await stop
+        await _until_signalled()
 
 
 async def _print_incoming(ws: Connection) -> None:
@@ -176,12 +181,7 @@ async def run_chat(
         for sock in server.sockets:
             address = sock.getsockname()
             print(f"rapidws chat on {scheme}://{address[0]}:{address[1]}/", flush=True)
-        loop = asyncio.get_running_loop()
-        stop = loop.create_future()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(signum, stop.set_result, None)
-        await stop
+        await _until_signalled()
         logging.getLogger("rapidws").info("shutting down: 1001 to every connection")
         server.close(close_connections=True, code=1001, reason="server shutting down")
         try:
