@@ -16,12 +16,7 @@
 // Prints one JSON line on stdout: {"ok", "error", "browser", "heard": {...},
 // "extensions", "echo_bytes", "closed"} and exits 0 only on success.
 
-import { chromium } from 'playwright-core';
-
-const ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic',
-];
+import { closeBrowser, launchChromium } from './browser.mjs';
 
 function parseArgs(argv) {
   const opts = { urls: [], executable: process.env.RAPIDWS_CHROMIUM || '/usr/bin/chromium', timeout: 120 };
@@ -111,7 +106,7 @@ async function main() {
     process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(4));
   }, opts.timeout * 1000);
   try {
-    browser = await chromium.launch({ executablePath: opts.executable, headless: true, args: ARGS });
+    browser = await launchChromium(opts.executable);
     result.browser = browser.version();
     const plain = await browser.newContext({ viewport: { width: 390, height: 700 } });  // a phone
     const secure = await browser.newContext({ ignoreHTTPSErrors: true });
@@ -141,7 +136,7 @@ async function main() {
   } catch (err) {
     result.error = err && err.message ? err.message : String(err);
   } finally {
-    if (browser) await Promise.race([browser.close(), new Promise((r) => setTimeout(r, 10000))]);
+    await closeBrowser(browser);
     clearTimeout(deadline);
   }
   process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(exitCode));

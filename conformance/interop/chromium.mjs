@@ -21,19 +21,9 @@
 // "wasClean"}} and exits 0 only on success.
 
 import http from 'node:http';
-import { chromium } from 'playwright-core';
+import { closeBrowser, launchChromium } from './browser.mjs';
 import * as payloads from './payloads.mjs';
 
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--no-first-run',
-  '--disable-sync',
-  '--disable-quic',
-];
 const SIZES = [0, 1, 125, 126, 65536, 1024 * 1024, 16 * 1024 * 1024];
 
 function parseArgs(argv) {
@@ -221,12 +211,7 @@ async function main() {
     process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(4));
   }, opts.timeout * 1000);
   try {
-    browser = await chromium.launch({
-      executablePath: opts.executable,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      timeout: 30000,
-    });
+    browser = await launchChromium(opts.executable);
     result.browser = browser.version();
     const page = await browser.newPage();
     page.setDefaultTimeout(30000);
@@ -268,9 +253,7 @@ async function main() {
   } catch (err) {
     result.error = err && err.message ? err.message : String(err);
   } finally {
-    if (browser) {
-      await Promise.race([browser.close(), new Promise((r) => setTimeout(r, 10000))]);
-    }
+    await closeBrowser(browser);
     pageServer?.close();
     clearTimeout(deadline);
   }
