@@ -19,7 +19,7 @@ import pytest
 import rapidws
 from rapidws.app.chat import MAX_NAME, MAX_SIZE, MAX_TEXT, make_app
 
-from ..asyncio.helpers import port_of
+from ..asyncio.helpers import port_of, write_cert
 
 
 async def start() -> Any:
@@ -185,11 +185,8 @@ async def test_rapidws_serve_stops_gracefully_on_sigterm() -> None:
 async def test_rapidws_serve_over_tls(tmp_path: Path) -> None:
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
-    key_file.write_bytes(cert.private_key_pem.bytes())
-    proc, port = await run_serve("--tls-cert", str(cert_file), "--tls-key", str(key_file))
+    cert_file, key_file = write_cert(ca.issue_cert("127.0.0.1"), tmp_path, "server")
+    proc, port = await run_serve("--tls-cert", cert_file, "--tls-key", key_file)
     try:
         context = ssl.create_default_context()
         ca.configure_trust(context)

@@ -5,11 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import rapidws
 from rapidws.protocol.frames import Close, Frame, Opcode
 from rapidws.protocol.http11 import Response, parse_response
+
+
+def write_cert(cert: Any, folder: Path, name: str) -> tuple[str, str]:
+    """Write a trustme leaf certificate's chain and key: ``(certfile, keyfile)``."""
+    chain, key = folder / f"{name}.pem", folder / f"{name}.key"
+    chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    key.write_bytes(cert.private_key_pem.bytes())
+    return str(chain), str(key)
 
 
 def port_of(server: rapidws.Server) -> int:

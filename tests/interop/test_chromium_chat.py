@@ -24,6 +24,7 @@ import rapidws
 from rapidws.app.chat import MAX_SIZE, ChatRooms, make_app
 from rapidws.tls import server_context
 
+from ..asyncio.helpers import write_cert
 from .helpers import REPO, require_chromium, run_script
 
 SCREENSHOT = REPO / "conformance" / "reports" / "chat.png"
@@ -74,10 +75,7 @@ async def test_chat_in_chromium_over_http_and_https(tmp_path: Path) -> None:
     node, chromium = require_chromium()
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
-    key_file.write_bytes(cert.private_key_pem.bytes())
+    cert_file, key_file = write_cert(ca.issue_cert("127.0.0.1"), tmp_path, "server")
 
     closes: asyncio.Queue[tuple[int | None, str | None]] = asyncio.Queue()
 
@@ -104,7 +102,7 @@ async def test_chat_in_chromium_over_http_and_https(tmp_path: Path) -> None:
 
         return application
 
-    ssl = server_context(str(cert_file), str(key_file))
+    ssl = server_context(cert_file, key_file)
     async with (
         app().serve("127.0.0.1", 0, max_size=MAX_SIZE) as plain,
         app().serve("127.0.0.1", 0, max_size=MAX_SIZE, ssl=ssl) as secure,

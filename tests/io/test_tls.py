@@ -13,6 +13,8 @@ import pytest
 import rapidws
 from rapidws.tls import client_context, server_context
 
+from ..asyncio.helpers import write_cert
+
 trustme = pytest.importorskip("trustme")
 
 
@@ -36,10 +38,7 @@ class Certs:
         return str(path)
 
     def _pair(self, name: str, cert: Any) -> tuple[str, str]:
-        chain = b"".join(blob.bytes() for blob in cert.cert_chain_pems)
-        return self._write(f"{name}.pem", chain), self._write(
-            f"{name}.key", cert.private_key_pem.bytes()
-        )
+        return write_cert(cert, self.folder, name)
 
 
 @pytest.fixture
