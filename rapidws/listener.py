@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .asyncio.client import connect
-from .asyncio.server import Server, serve
+from .asyncio.server import Server, for_subprotocol, serve
 from .exceptions import InvalidMessage, ProtocolError
 from .io.transport import _STREAM_CLOSE, BaseConnection
 from .protocol.engine import CLIENT, OP_BINARY, OP_TEXT, OPEN, SERVER
@@ -263,7 +263,7 @@ class _ServerListenerConnection(ListenerConnection):
             accepted = self._accept_request(request)
             if accepted.status_code != 101:
                 return accepted
-            chosen = (factory.get(self.subprotocol) or factory[None])(request)
+            chosen = for_subprotocol(factory, self.subprotocol)(request)
             if isinstance(chosen, Listener):
                 self.listener = chosen
                 return accepted

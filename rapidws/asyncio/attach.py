@@ -29,7 +29,7 @@ from .client import ClientConnection
 from .connection import Connection
 from .hooks import ProcessRequest, ProcessResponse, answer
 from .opening import make_client_handshake, make_server_handshake
-from .server import Handlers, _per_subprotocol
+from .server import Handlers, _per_subprotocol, for_subprotocol
 from .streams import (
     Streams,
     is_text_stream,
@@ -243,7 +243,7 @@ async def attach(
 
 async def _run(conn: Connection, handler: Handlers) -> None:
     """Run ``handler`` (the subprotocol's, for a mapping) on ``conn``, then close it."""
-    chosen: Any = handler if callable(handler) else handler.get(conn.subprotocol) or handler[None]
+    chosen: Any = handler if callable(handler) else for_subprotocol(handler, conn.subprotocol)
     try:
         await chosen(conn)
     except ConnectionClosed:

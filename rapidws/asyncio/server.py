@@ -10,7 +10,7 @@ import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from ..exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake, InvalidMessage
 from ..http.router import App
@@ -37,6 +37,8 @@ from .options import CREATE_SERVER, CREATE_UNIX_SERVER, check_keywords, option_n
 from .streams import StreamHandler, stream_connection_class, stream_handler
 
 __all__ = ["Server", "ServerConnection", "basic_auth", "serve", "unix_serve"]
+
+T = TypeVar("T")
 
 #: The ``Retry-After`` (seconds) of the 503 answering a connection past ``max_connections``.
 RETRY_AFTER = "5"
@@ -232,7 +234,7 @@ class ServerConnection(Connection):
         handler = self._handler
         if not callable(handler):
             # Handlers per subprotocol: the handshake chose one of theirs (or None).
-            handler = handler.get(self.subprotocol) or handler[None]
+            handler = for_subprotocol(handler, self.subprotocol)
         self._handler_task = self.loop.create_task(self._run_handler(handler))
 
     async def _run_handler(self, handler: Handler) -> None:
@@ -614,6 +616,11 @@ def _answering_http(conn: BaseConnection) -> bool:
     """Whether ``conn`` is answering a plain HTTP request now."""
     http = getattr(conn, "_http", None)
     return conn.engine is None and http is not None and bool(http.busy)
+
+
+def for_subprotocol(handlers: Mapping[str | None, T], subprotocol: str | None) -> T:
+    """Of handlers per subprotocol, the negotiated one's, else the one under ``None``."""
+    return handlers.get(subprotocol) or handlers[None]
 
 
 def _per_subprotocol(
