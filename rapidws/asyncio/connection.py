@@ -283,6 +283,15 @@ class Connection(BaseConnection):
         if self._paused_reading and len(messages) <= self.max_queue_low:
             self._paused_reading = False
             self._resume_reading(READS_PAUSED_FOR_QUEUE)
+        if self._wbuf is None and messages:
+            # More messages wait for this task: its replies to them are corked
+            # together, as after a read (see ``_feed``), and leave when it
+            # answers the last one or waits for the next (or with the flush
+            # its first write schedules).  Without this, a flush that ran
+            # between the read and the task's step (one scheduled in the
+            # previous step) would leave a write per reply.
+            self._wbuf = []
+            self._lazy_cork = True
         return message
 
     # --------------------------------------------------------------- sending
