@@ -110,5 +110,5 @@ cdef _send_list(BaseConnection conn, list pieces)
 # cpdef: SocketTransport's own writes call it too.
 cpdef Py_ssize_t _sent_through(list pieces, Py_ssize_t start, Py_ssize_t sent) except -1
 
-@cython.locals(buf=list, total=Py_ssize_t)
+@cython.locals(buf=list, total=Py_ssize_t, alone=Py_ssize_t)
 cdef _flush_writes(BaseConnection conn)

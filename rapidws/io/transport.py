@@ -1261,8 +1261,9 @@ def _flush_writes(conn: BaseConnection) -> None:
             return
     pieces: list[bytes] = []
     small: list[bytes] = []
+    alone = _WRITE_ALONE  # a C integer in the compiled build: no lookup per piece
     for piece in buf:
-        if len(piece) >= _WRITE_ALONE:
+        if len(piece) >= alone:
             if small:
                 pieces.append(b"".join(small) if len(small) > 1 else small[0])
                 small = []
