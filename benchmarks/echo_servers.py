@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import cProfile
 import os
 import signal
@@ -62,34 +61,40 @@ async def echo(ws: Any) -> None:
 
 
 async def split_echo(ws: Any) -> None:
-    """The echo over the halves: one task receives and hands each message to a sending task."""
+    """The echo over the halves: one task receives and hands each message to a sending task.
+
+    The receiver appends to an inbox; the sender takes the whole inbox at
+    once and sends what has come meanwhile in one batch (one write).
+    """
     sender, receiver = ws.split()
     loop = asyncio.get_running_loop()
-    pending: collections.deque[Any] = collections.deque()
+    inbox: list[Any] = []
     idle: list[asyncio.Future[None]] = []  # the sender's wake-up, while it waits
     received_all = False
 
     async def send_all() -> None:
+        nonlocal inbox
         send = sender.send
         while True:
-            if not pending:
+            if not inbox:
                 if received_all:
                     return
                 waiter = loop.create_future()
                 idle.append(waiter)
                 await waiter
                 continue
-            if len(pending) == 1:
-                await send(pending.popleft())
+            batch, inbox = inbox, []
+            if len(batch) == 1:
+                await send(batch[0])
                 continue
             async with sender.batch():  # what came meanwhile leaves in one write
-                while pending:
-                    await send(pending.popleft())
+                for message in batch:
+                    await send(message)
 
     sending = asyncio.create_task(send_all())
     try:
         async for message in receiver:
-            pending.append(message)
+            inbox.append(message)
             if idle:
                 idle.pop().set_result(None)
     finally:
