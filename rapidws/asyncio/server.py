@@ -20,7 +20,7 @@ from ..http.server import (
     HTTPPath,
     error_response,
 )
-from ..io import network
+from ..io import network, tls_server
 from ..io.deadlines import Deadlines
 from ..io.transport import KEEPALIVE_TIMEOUT_REASON, PLAIN_HTTP, PLAIN_HTTP_ALL, BaseConnection
 from ..io.transport import logger as default_logger
@@ -561,6 +561,8 @@ class serve:
         )
 
     async def _start(self) -> Server:
+        if self.ssl is not None:
+            tls_server.send_alerts(self.ssl)  # a refused client learns why
         sock = self.create_server_kwargs.get("sock")
         if sock is not None:
             _check_listening(sock)
