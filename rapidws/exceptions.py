@@ -222,8 +222,9 @@ class TLSAlert(InvalidHandshake):
 
     With TLS 1.3 the client's TLS handshake completes before the server has
     checked the client's certificate; a refusal arrives as an alert when the
-    client reads the HTTP response.  ``alert`` is the alert's name (``"certificate
-    required"``, ``"unknown ca"``...); the :class:`ssl.SSLError` is the ``__cause__``.
+    client reads the HTTP response (``connect`` and ``rapidws.sync.connect``).
+    ``alert`` is the alert's name (``"certificate required"``, ``"unknown
+    ca"``...); the :class:`ssl.SSLError` is the ``__cause__``.
     """
 
     def __init__(self, message: str, alert: str) -> None:

@@ -36,6 +36,9 @@ logger = logging.getLogger("rapidws")
 #: Failures for which OpenSSL writes no alert: the peer is gone or broke the connection.
 _NO_ALERT = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 
+#: OpenSSL's reasons for a client that sent no certificate where one is required.
+_NO_CERTIFICATE = frozenset(("PEER_DID_NOT_RETURN_A_CERTIFICATE", "CERTIFICATE_REQUIRED"))
+
 
 class AlertingSSLObject(ssl.SSLObject):
     """An :class:`ssl.SSLObject` whose failed handshake lets the alert out first."""
@@ -45,6 +48,7 @@ class AlertingSSLObject(ssl.SSLObject):
     def do_handshake(self) -> None:
         failure = self._failure
         if failure is not None:
+            self._failure = None  # no cycle through the traceback
             raise failure
         try:
             super().do_handshake()
@@ -53,8 +57,15 @@ class AlertingSSLObject(ssl.SSLObject):
         except ssl.SSLError as exc:
             if not self.server_side:
                 raise
-            self._failure = exc
-            logger.info("TLS handshake failed, alert sent: %s", _describe(exc))
+            self._failure = exc.with_traceback(None)
+            # A refused client certificate is news; other failures (scanners,
+            # clients without a common version or cipher) are not.
+            refused = isinstance(exc, ssl.SSLCertVerificationError) or exc.reason in _NO_CERTIFICATE
+            logger.log(
+                logging.INFO if refused else logging.DEBUG,
+                "TLS handshake failed, alert sent: %s",
+                _describe(exc),
+            )
             # The protocol sends what OpenSSL wrote, then waits for the peer.
             # errno as OpenSSL's own: Python 3.10's protocol reads it.
             raise ssl.SSLWantReadError(ssl.SSL_ERROR_WANT_READ, "the alert goes out first") from exc
