@@ -14,9 +14,12 @@ response, and cannot tell a refused certificate from a crash.
 :class:`AlertingSSLObject`.  When its handshake fails, it first answers
 "want read", the protocol's cue to send what OpenSSL wrote (the alert)
 and wait for the peer; the next call raises the failure, and the protocol
-closes the connection as before.  The peer, told, closes (or sends more):
-that next call comes at once.  A peer that does neither is closed by the
-handshake's timeout (``ssl_handshake_timeout``), as one that stalls before.
+closes the connection as before.  The peer, told, closes, or sends more,
+which raises the failure: either way the connection ends at once.  A peer
+that does neither is closed by the handshake's timeout
+(``ssl_handshake_timeout``), as one that stalls mid-handshake.  One line
+is logged: ``INFO`` for a refused client certificate, ``DEBUG`` for other
+failures (scanners, clients without a common version or cipher).
 
 The handshake's failure only: reads and writes are the ``SSLObject``'s,
 so the TLS data path costs the same, on asyncio's loops and on uvloop.

@@ -176,6 +176,46 @@ async def test_aiofastnet_server_sends_no_alert(certs: Certs) -> None:
         await good_client_is_served(uri, certs)
 
 
+@pytest.mark.parametrize("then", ["sends more", "stays silent"])
+def test_after_the_alert_the_server_closes(run: LoopRunner, certs: Certs, then: str) -> None:
+    """At once when the refused client sends more; at the handshake's timeout if it
+    neither sends nor closes, as for a client that stalls mid-handshake."""
+    client_ssl = refused_client(certs, "no certificate")
+    timeout = 30 if then == "sends more" else 0.5
+
+    async def main() -> None:
+        server_ssl = server_context(*certs.server, client_ca=certs.ca_file)
+        async with rapidws.serve(
+            hello, "127.0.0.1", 0, ssl=server_ssl, fastnet=False, ssl_handshake_timeout=timeout
+        ) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = client_ssl.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+            while True:  # the client's side of a TLS 1.3 handshake completes
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    writer.write(outgoing.read())
+                    incoming.write(await reader.read(65536))
+            writer.write(outgoing.read())
+            with pytest.raises(ssl.SSLError, match="ALERT_CERTIFICATE_REQUIRED"):
+                while True:
+                    try:
+                        tls.read(1)
+                    except ssl.SSLWantReadError:
+                        data = await reader.read(65536)
+                        incoming.write(data) if data else incoming.write_eof()
+            if then == "sends more":
+                writer.write(b"\x17\x03\x03\x00\x20" + bytes(32))  # an application data record
+            # The server closes: before its handshake timeout if the client sent more.
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+
+    run(main())
+
+
 def test_send_alerts_sets_the_sslobject_class_unless_the_context_has_its_own() -> None:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     assert send_alerts(context).sslobject_class is AlertingSSLObject
