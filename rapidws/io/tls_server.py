@@ -46,12 +46,14 @@ _NO_CERTIFICATE = frozenset(("PEER_DID_NOT_RETURN_A_CERTIFICATE", "CERTIFICATE_R
 class AlertingSSLObject(ssl.SSLObject):
     """An :class:`ssl.SSLObject` whose failed handshake lets the alert out first."""
 
+    _failed = False
     _failure: ssl.SSLError | None = None
 
     def do_handshake(self) -> None:
-        failure = self._failure
-        if failure is not None:
-            self._failure = None  # no cycle through the traceback
+        if self._failed:
+            failure = self._failure or ssl.SSLError(ssl.SSL_ERROR_SSL, "the TLS handshake failed")
+            # Raised as is once: kept, its traceback would hold this object in a cycle.
+            self._failure = None
             raise failure
         try:
             super().do_handshake()
@@ -60,6 +62,7 @@ class AlertingSSLObject(ssl.SSLObject):
         except ssl.SSLError as exc:
             if not self.server_side:
                 raise
+            self._failed = True
             self._failure = exc.with_traceback(None)
             # A refused client certificate is news; other failures (scanners,
             # clients without a common version or cipher) are not.

@@ -216,6 +216,35 @@ def test_after_the_alert_the_server_closes(run: LoopRunner, certs: Certs, then: 
     run(main())
 
 
+def test_alerting_sslobject_lets_the_alert_out_then_fails(certs: Certs) -> None:
+    """Over memory BIOs: "want read" with the alert written, then the failure, for good."""
+    server = send_alerts(server_context(*certs.server, client_ca=certs.ca_file))
+    client = refused_client(certs, "no certificate")
+    to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
+    server_out, client_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls_client = client.wrap_bio(to_client, client_out, server_hostname="127.0.0.1")
+    tls_server = server.wrap_bio(to_server, server_out, server_side=True)
+    assert isinstance(tls_server, AlertingSSLObject)
+    with pytest.raises(ssl.SSLWantReadError):
+        tls_client.do_handshake()  # ClientHello
+    to_server.write(client_out.read())
+    with pytest.raises(ssl.SSLWantReadError):
+        tls_server.do_handshake()  # ServerHello ... Finished
+    to_client.write(server_out.read())
+    tls_client.do_handshake()  # TLS 1.3: the client is done, without a certificate
+    to_server.write(client_out.read())
+    with pytest.raises(ssl.SSLWantReadError, match="the alert goes out first"):
+        tls_server.do_handshake()
+    to_client.write(server_out.read())  # what a protocol sends on "want read"
+    with pytest.raises(ssl.SSLError, match="ALERT_CERTIFICATE_REQUIRED"):
+        tls_client.read(1)
+    with pytest.raises(ssl.SSLError, match="PEER_DID_NOT_RETURN_A_CERTIFICATE"):
+        tls_server.do_handshake()
+    with pytest.raises(ssl.SSLError, match="the TLS handshake failed"):
+        tls_server.do_handshake()
+    assert server_out.pending == 0
+
+
 def test_send_alerts_sets_the_sslobject_class_unless_the_context_has_its_own() -> None:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     assert send_alerts(context).sslobject_class is AlertingSSLObject
