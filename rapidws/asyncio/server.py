@@ -432,8 +432,10 @@ class serve:
     idle keep-alive HTTP connection closes after it, 5 s), see
     :mod:`rapidws.http.server`; ``handler`` may be a :class:`rapidws.App`;
     ``max_fragment_size``, ``mode``
-    (``"text"`` or ``"binary"``: a connection of that type only), ``ssl`` and
-    ``fastnet`` (aiofastnet's transports: see :mod:`rapidws.io.network`).
+    (``"text"`` or ``"binary"``: a connection of that type only), ``ssl``
+    (its ``sslobject_class`` becomes one that sends the TLS alert when a
+    handshake fails: see :mod:`rapidws.io.tls_server`) and ``fastnet``
+    (aiofastnet's transports: see :mod:`rapidws.io.network`).
     ``stream=True`` (or ``"text"``) calls ``handler(reader, writer)`` with
     byte streams instead (see :mod:`rapidws.asyncio.streams`).
     Other keyword arguments go to :meth:`asyncio.loop.create_server`; one
