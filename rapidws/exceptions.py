@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import ssl
+
     from .protocol.frames import Close
     from .protocol.http11 import Response
 
@@ -220,13 +222,46 @@ class TLSAlert(InvalidHandshake):
 
     With TLS 1.3 the client's TLS handshake completes before the server has
     checked the client's certificate; a refusal arrives as an alert when the
-    client reads the HTTP response.  ``alert`` is the alert's name (``"certificate
-    required"``, ``"unknown ca"``...); the :class:`ssl.SSLError` is the ``__cause__``.
+    client reads the HTTP response (``connect`` and ``rapidws.sync.connect``).
+    ``alert`` is the alert's name (``"certificate required"``, ``"unknown
+    ca"``...); the :class:`ssl.SSLError` is the ``__cause__``.
     """
 
     def __init__(self, message: str, alert: str) -> None:
         super().__init__(message)
         self.alert = alert
+
+    @classmethod
+    def from_ssl_error(cls, cause: ssl.SSLError) -> TLSAlert:
+        """The error for ``cause``, raised by a read during the opening handshake."""
+        reason = cause.reason or ""
+        alert = reason.partition("ALERT_")[2].replace("_", " ").lower()
+        if alert == "certificate required":
+            message = "the server requires a TLS client certificate and none was sent"
+        elif alert in _CERTIFICATE_ALERTS:
+            message = "the server refused the TLS client certificate"
+        elif alert:
+            message = "the server ended the TLS connection during the opening handshake"
+        else:
+            message = f"TLS failed during the opening handshake: {cause}"
+            alert = reason.lower()
+        error = cls(f"{message} (TLS alert: {alert})" if alert else message, alert)
+        error.__cause__ = cause
+        return error
+
+
+# Alerts that say the server refused the client's certificate (RFC 8446 6.2).
+_CERTIFICATE_ALERTS = frozenset(
+    (
+        "bad certificate",
+        "unsupported certificate",
+        "certificate revoked",
+        "certificate expired",
+        "certificate unknown",
+        "unknown ca",
+        "access denied",
+    )
+)
 
 
 class InvalidRedirect(InvalidStatus):

@@ -537,19 +537,6 @@ def _abort_if_connected(task: asyncio.Task[ClientConnection]) -> None:
 
 # -- why the server closed during the handshake ---------------------------------
 
-# Alerts that say the server refused the client's certificate (RFC 8446 6.2).
-_CERTIFICATE_ALERTS = frozenset(
-    (
-        "bad certificate",
-        "unsupported certificate",
-        "certificate revoked",
-        "certificate expired",
-        "certificate unknown",
-        "unknown ca",
-        "access denied",
-    )
-)
-
 
 def _closed_during_handshake(connection: ClientConnection, exc: InvalidMessage) -> Exception:
     """A clearer error than "connection closed" when TLS tells more.
@@ -557,25 +544,13 @@ def _closed_during_handshake(connection: ClientConnection, exc: InvalidMessage) 
     With TLS 1.3 the server checks the client's certificate after the
     client's TLS handshake is over (RFC 8446 4.4.2.4): a refusal arrives as
     an alert on the first read, which asyncio hands to ``connection_lost``.
-    Some servers (asyncio's own) close without the alert: then the message
-    says what it may mean.
+    Some servers (asyncio's TLS, unless told as rapidws's servers are, and
+    aiofastnet's) close without the alert: then the message says what it
+    may mean.
     """
     cause = connection._lost_cause
     if isinstance(cause, ssl_module.SSLError):
-        reason = cause.reason or ""
-        alert = reason.partition("ALERT_")[2].replace("_", " ").lower()
-        if alert == "certificate required":
-            message = "the server requires a TLS client certificate and none was sent"
-        elif alert in _CERTIFICATE_ALERTS:
-            message = "the server refused the TLS client certificate"
-        elif alert:
-            message = "the server ended the TLS connection during the opening handshake"
-        else:
-            message = f"TLS failed during the opening handshake: {cause}"
-            alert = reason.lower()
-        error = TLSAlert(f"{message} (TLS alert: {alert})" if alert else message, alert)
-        error.__cause__ = cause
-        return error
+        return TLSAlert.from_ssl_error(cause)
     transport = connection.transport
     ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
     if ssl_object is not None and ssl_object.version() == "TLSv1.3" and connection.response is None:

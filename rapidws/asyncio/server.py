@@ -20,7 +20,7 @@ from ..http.server import (
     HTTPPath,
     error_response,
 )
-from ..io import network
+from ..io import network, tls_server
 from ..io.deadlines import Deadlines
 from ..io.transport import KEEPALIVE_TIMEOUT_REASON, PLAIN_HTTP, PLAIN_HTTP_ALL, BaseConnection
 from ..io.transport import logger as default_logger
@@ -432,8 +432,10 @@ class serve:
     idle keep-alive HTTP connection closes after it, 5 s), see
     :mod:`rapidws.http.server`; ``handler`` may be a :class:`rapidws.App`;
     ``max_fragment_size``, ``mode``
-    (``"text"`` or ``"binary"``: a connection of that type only), ``ssl`` and
-    ``fastnet`` (aiofastnet's transports: see :mod:`rapidws.io.network`).
+    (``"text"`` or ``"binary"``: a connection of that type only), ``ssl``
+    (its ``sslobject_class`` becomes one that sends the TLS alert when a
+    handshake fails: see :mod:`rapidws.io.tls_server`) and ``fastnet``
+    (aiofastnet's transports: see :mod:`rapidws.io.network`).
     ``stream=True`` (or ``"text"``) calls ``handler(reader, writer)`` with
     byte streams instead (see :mod:`rapidws.asyncio.streams`).
     Other keyword arguments go to :meth:`asyncio.loop.create_server`; one
@@ -561,6 +563,8 @@ class serve:
         )
 
     async def _start(self) -> Server:
+        if self.ssl is not None:
+            tls_server.send_alerts(self.ssl)  # a refused client learns why
         sock = self.create_server_kwargs.get("sock")
         if sock is not None:
             _check_listening(sock)

@@ -20,7 +20,9 @@ TLS transports for any asyncio loop.  rapidws's protocols are plain
 
 Not the default: measured with 10,000 idle connections, aiofastnet's
 transports cost about 5 KiB more per connection (11.7 KiB against 6.4 for
-the callback API).
+the callback API).  Nor does its TLS server send the alert of a handshake
+it refuses (a refused client certificate): the loop's does, told by
+:mod:`rapidws.io.tls_server`.
 """
 
 from __future__ import annotations

@@ -73,6 +73,7 @@ from ..exceptions import (
     InvalidStatus,
     ProtocolError,
     SecurityError,
+    TLSAlert,
 )
 from ..http.uri import parse_uri
 from ..protocol.engine import CLIENT, CLOSED, OP_BINARY, OP_CONT, OP_TEXT, OPEN, Engine, SinkBase
@@ -869,7 +870,14 @@ def _handshake(
     sock.sendall(opening.data_to_send())
     while True:
         sock.settimeout(deadline.left())
-        data = sock.recv(_READ)
+        try:
+            data = sock.recv(_READ)
+        except ssl_module.SSLError as exc:
+            # TLS 1.3: a server that refuses the client's certificate says so
+            # after the client's TLS handshake (RFC 8446 4.4.2.4), in an alert.
+            if "ALERT_" not in (exc.reason or ""):
+                raise
+            raise TLSAlert.from_ssl_error(exc) from exc
         if not data:
             raise InvalidMessage("connection closed during the opening handshake")
         outcome = opening.receive_data(data)
@@ -920,7 +928,7 @@ def connect(
     polls the socket before it sleeps; 0: never; see the module docstring).  Raise
     :class:`~rapidws.exceptions.InvalidURI`, :class:`OSError`,
     :class:`~rapidws.exceptions.InvalidHandshake` (``InvalidStatus`` for a
-    refusal) or :class:`TimeoutError`.
+    refusal, ``TLSAlert`` for a refused client certificate) or :class:`TimeoutError`.
     """
     if unknown:
         raise _unknown_option(next(iter(unknown)))
