@@ -22,7 +22,9 @@ Not the default: measured with 10,000 idle connections, aiofastnet's
 transports cost about 5 KiB more per connection (11.7 KiB against 6.4 for
 the callback API).  Nor does its TLS server send the alert of a handshake
 it refuses (a refused client certificate): the loop's does, told by
-:mod:`rapidws.io.tls_server`.
+:mod:`rapidws.io.tls_server`, so a server that asks for client
+certificates (mutual TLS) uses the loop's TLS even with ``fastnet``, as
+does one with an SNI callback.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+import ssl as _ssl
 from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Callable
 from typing import Any
@@ -64,9 +67,7 @@ async def create_server(
     loop = asyncio.get_running_loop()
     module = use_fastnet(fastnet)
     ssl = kwargs.get("ssl")
-    if module is not None and getattr(ssl, "sni_callback", None) is not None:
-        # aiofastnet's TLS crashes (SIGSEGV, aiofastnet 1.2) when an SNI
-        # callback switches the connection's context: the loop's TLS, then.
+    if module is not None and ssl is not None and _loop_tls_needed(ssl):
         module = None
     if module is not None:
         server: asyncio.AbstractServer = await module.create_server(loop, factory, **kwargs)
@@ -75,6 +76,19 @@ async def create_server(
         kwargs.pop("ssl", None)
         return await listening.start_server(factory, **kwargs)
     return await loop.create_server(factory, **kwargs)
+
+
+def _loop_tls_needed(context: Any) -> bool:
+    """Whether a server's TLS must be the loop's, not aiofastnet's.
+
+    aiofastnet's TLS (1.2) crashes (SIGSEGV) when an SNI callback switches
+    the connection's context; and it closes without the alert when it
+    refuses a client's certificate, so a refused client of a mutual-TLS
+    server would not learn why (the loop's TLS sends it: see ``tls_server``).
+    """
+    if getattr(context, "sni_callback", None) is not None:
+        return True
+    return getattr(context, "verify_mode", _ssl.CERT_NONE) != _ssl.CERT_NONE
 
 
 async def create_connection(
