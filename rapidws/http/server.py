@@ -644,8 +644,10 @@ class HTTPPath:
             # max_body and the body timer) before the next request.
             stream = self._stream
             self._stream = None
-            if stream is not None:
-                stream.finish()
+            if stream is not None:  # for a task the handler left reading it
+                stream.fail(
+                    InvalidMessage("the response was sent; the rest of the body is dropped")
+                )
             self._discarded = conn.loop.create_future()
             self.wants_body()  # read again, if reading paused for the handler
             await self._discarded
