@@ -163,26 +163,36 @@ def large(folder: Path) -> bytes:
     return content
 
 
+@pytest.mark.parametrize("cached", [True, False], ids=["page-cache", "disk"])
 async def test_large_file_does_not_block_the_loop(
-    folder: Path, large: bytes, monkeypatch: pytest.MonkeyPatch
+    folder: Path, large: bytes, monkeypatch: pytest.MonkeyPatch, cached: bool
 ) -> None:
-    reads: list[int] = []
-    threads: set[int] = set()
-    pread = os.pread
+    # Every read: (thread, RWF_NOWAIT or not, bytes).  "disk": RWF_NOWAIT
+    # finds nothing cached, as for a file not read lately.
+    reads: list[tuple[int, bool, int]] = []
+    pread, preadv = os.pread, os.preadv
 
-    def counted(fd: int, size: int, offset: int) -> bytes:
-        reads.append(size)
-        threads.add(threading.get_ident())
-        return pread(fd, size, offset)
+    def spy_pread(fd: int, size: int, offset: int) -> bytes:
+        data = pread(fd, size, offset)
+        reads.append((threading.get_ident(), False, len(data)))
+        return data
 
-    monkeypatch.setattr(static.os, "pread", counted)
+    def spy_preadv(fd: int, buffers: Any, offset: int, flags: int = 0) -> int:
+        if not cached:
+            raise BlockingIOError(11, "not in the page cache")
+        got = preadv(fd, buffers, offset, flags)
+        reads.append((threading.get_ident(), flags == static._RWF_NOWAIT, got))
+        return got
+
+    monkeypatch.setattr(static.os, "pread", spy_pread)
+    monkeypatch.setattr(static.os, "preadv", spy_preadv)
     app = rapidws.App()
     app.static("/static", str(folder))
     read_when_answered: list[int] = []
 
     @app.get("/ping")
     async def ping(request: rapidws.HTTPRequest) -> Response:
-        read_when_answered.append(sum(reads))
+        read_when_answered.append(sum(size for _, _, size in reads))
         return rapidws.text_response("pong")
 
     async with app.serve("127.0.0.1", 0) as server:
@@ -207,8 +217,13 @@ async def test_large_file_does_not_block_the_loop(
         rest = await reader.readexactly(LARGE - 65536)
         assert first + rest == large
         writer.close()
-    assert sum(reads) == LARGE and max(reads) == 65536
-    assert threading.get_ident() not in threads  # every read ran off the loop's thread
+    assert sum(size for _, _, size in reads) == LARGE
+    assert max(size for _, _, size in reads) <= 65536
+    loop_thread = threading.get_ident()
+    # On the loop's thread, only reads that cannot wait for the disk.
+    assert all(nowait for thread, nowait, _ in reads if thread == loop_thread)
+    if not cached:
+        assert all(thread != loop_thread for thread, _, _ in reads)
 
 
 async def test_range_of_a_large_file(port: int, large: bytes) -> None:
@@ -244,3 +259,20 @@ async def test_inline_size_0_runs_every_file_call_off_the_loop(
         status, _, body = split(await raw_get(port_of(server), b"/static/app.js"))
     assert (status, body) == (200, b"let x = 1;")
     assert threads and threading.get_ident() not in threads
+
+
+async def test_small_file_not_in_the_page_cache_is_read_off_the_loop(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def not_cached(fd: int, buffers: Any, offset: int, flags: int = 0) -> int:
+        raise BlockingIOError(11, "not in the page cache")
+
+    monkeypatch.setattr(static.os, "preadv", not_cached)
+    app = rapidws.App()
+    app.static("/static", str(folder))
+    async with app.serve("127.0.0.1", 0) as server:
+        port = port_of(server)
+        status, headers, body = split(await raw_get(port, b"/static/app.js"))
+        assert (status, body, headers["Content-Length"]) == (200, b"let x = 1;", "10")
+        status, _, body = split(await raw_get(port, b"/static/app.js", b"Range: bytes=4-4\r\n"))
+        assert (status, body) == (206, b"x")
