@@ -240,20 +240,24 @@ async def _file_chunks(
             job.add_done_callback(_close_opened)
             raise
     nowait = _RWF_NOWAIT if on_loop else 0
+    # One buffer per response for the page-cache reads, each copied out once
+    # (the chunk may wait in the write buffer while the next one is read).
+    view = memoryview(bytearray(min(chunk_size, length))) if nowait else None
     try:
         while length > 0:
             size = min(chunk_size, length)
             chunk = b""
-            if nowait:
-                buf = bytearray(size)
+            if view is not None:
                 try:
-                    got = os.preadv(fd, [buf], start, nowait)
+                    got = os.preadv(fd, [view[:size]], start, nowait)
                 except BlockingIOError:  # not in the page cache: the disk would be waited on
                     got = 0
-                except OSError:  # not supported by this file system
-                    got = nowait = 0
-                if got:
-                    chunk = bytes(buf) if got == size else bytes(buf[:got])
+                except OSError:
+                    got = -1
+                if got > 0:
+                    chunk = bytes(view[:got])
+                elif got < 0:  # not supported by this file system
+                    view = None
             if not chunk:
                 job = loop.run_in_executor(None, os.pread, fd, size, start)
                 chunk = await asyncio.shield(job)
