@@ -234,3 +234,38 @@ async def test_small_body_with_the_head_comes_whole() -> None:
         assert response is not None and response.body == b'{"a":1}'
         raw.close()
     assert bodies == [b'{"a": 1}']  # pre-read: no stream
+
+
+async def test_echo_streams_the_body_back_as_it_arrives() -> None:
+    app = rapidws.App(max_body=8 * MiB)
+
+    @app.post("/echo")
+    async def echo(request: rapidws.HTTPRequest) -> Response:
+        return rapidws.stream_response(request.stream())  # chunked, read as it comes
+
+    piece = bytes(range(256)) * 4096
+    async with app.serve("127.0.0.1", 0) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+
+        async def send() -> None:  # while the echo is read: no deadlock on full buffers
+            writer.write(b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n" % (4 * MiB))
+            writer.write(b"Connection: close\r\n\r\n")
+            for _ in range(4):
+                writer.write(piece)
+                await writer.drain()
+
+        sender = asyncio.create_task(send())
+        data = await reader.read()
+        await sender
+        writer.close()
+    head_bytes, _, body = data.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding: chunked" in head_bytes
+    parsed = bytearray()
+    while True:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            break
+        parsed += body[:size]
+        body = body[size + 2 :]
+    assert parsed == piece * 4
