@@ -19,10 +19,10 @@ a ``pread`` in the loop's default executor; the next chunk is read once the
 client took the last (backpressure: one chunk in memory per response).
 Measured per 64 KiB chunk from the page cache: about 3 µs read on the
 loop, about 50 µs through an executor job (callgrind: a 1 MiB file cost
-4.2 M instructions per request with a job per chunk, 0.6 M before).  ``inline_size=0`` moves the checks,
-``stat``, ``open`` and every read to the executor (network file systems,
-where a ``stat`` may block); files up to ``chunk_size`` are then read whole
-in the same job as the ``stat``.
+4.2 M instructions per request with a job per chunk, 0.6 M before).
+``inline_size=0`` moves the checks, ``stat``, ``open`` and every read to the
+executor (network file systems, where a ``stat`` may block); files up to
+``chunk_size`` are then read whole in the same job as the ``stat``.
 (``loop.sendfile`` does not apply: uvloop does not implement it, and
 rapidws's own socket transport is not one asyncio can ``sendfile`` on.)
 """
