@@ -8,7 +8,8 @@ import http.client
 import pytest
 
 import rapidws
-from rapidws.protocol.http11 import Response
+from rapidws.http.server import close_delimited, keeps_alive, serialize_head
+from rapidws.protocol.http11 import Request, Response
 from tests.asyncio.helpers import REQUEST, RawClient, port_of
 from tests.http.test_server import app_with_routes
 
@@ -159,3 +160,52 @@ async def test_100_continue_is_not_sent_to_http10(version: bytes, first: int) ->
             response = await raw.read_response()
         assert response.body == b"abc"
         raw.close()
+
+
+# (version, Connection header, persists): RFC 9112 9.3, sans I/O
+PERSISTENCE = [
+    ("HTTP/1.1", None, True),
+    ("HTTP/1.1", "close", False),
+    ("HTTP/1.1", "keep-alive", True),
+    ("HTTP/1.1", "Upgrade, Close", False),
+    ("HTTP/1.0", None, False),
+    ("HTTP/1.0", "keep-alive", True),
+    ("HTTP/1.0", "Keep-Alive", True),
+    ("HTTP/1.0", "foo, keep-alive", True),
+    ("HTTP/1.0", "keep-alive, close", False),
+    ("HTTP/1.0", "keepalive", False),
+]
+
+
+@pytest.mark.parametrize(("version", "connection", "persists"), PERSISTENCE)
+def test_keeps_alive(version: str, connection: str | None, persists: bool) -> None:
+    headers = rapidws.Headers([("Host", "h")])
+    if connection is not None:
+        headers["Connection"] = connection
+    assert keeps_alive(Request("/", headers, "GET", version)) is persists
+
+
+@pytest.mark.parametrize(
+    ("http10", "keep_alive", "framing", "connection"),
+    [
+        (False, True, "Transfer-Encoding: chunked", None),
+        (True, True, None, "keep-alive"),
+        (True, False, None, "close"),
+        (False, False, "Transfer-Encoding: chunked", "close"),
+    ],
+)
+def test_streamed_head(
+    http10: bool, keep_alive: bool, framing: str | None, connection: str | None
+) -> None:
+    response = rapidws.stream_response(iter([b"x"]))
+    head, chunked = serialize_head(
+        response, head_only=False, keep_alive=keep_alive, server_header=None, http10=http10
+    )
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")  # RFC 9110 2.5, whatever the request's
+    assert chunked is (framing is not None)
+    assert (b"Transfer-Encoding: chunked" in head) is (framing is not None)
+    if connection is None:
+        assert b"Connection" not in head
+    else:
+        assert b"Connection: " + connection.encode() + b"\r\n" in head
+    assert close_delimited(response) and not close_delimited(rapidws.text_response("x"))
