@@ -34,6 +34,14 @@ async def echo(request: rapidws.HTTPRequest) -> bytes:
     return await request.body()  # read within max_body (413 beyond)
 
 
+@app.post("/upload")
+async def upload(request: rapidws.HTTPRequest) -> dict[str, int]:
+    size = 0
+    async for chunk in request.stream():  # as it arrives; reading pauses while we lag
+        size += len(chunk)
+    return {"received": size}
+
+
 @app.get("/count")
 async def count(request: rapidws.HTTPRequest) -> rapidws.Response:
     async def numbers() -> AsyncIterator[bytes]:
@@ -63,6 +71,7 @@ def browse(port: int) -> None:
         ("GET", "/static/app.js", None),
         ("GET", "/rooms/lobby", None),
         ("POST", "/echo", b"ping"),
+        ("POST", "/upload", iter([b"x" * 65536] * 8)),  # chunked: 512 KiB, streamed
         ("GET", "/count", None),
         ("HEAD", "/", None),
         ("GET", "/missing", None),
@@ -73,6 +82,13 @@ def browse(port: int) -> None:
         data = response.read()
         print(method, path, "->", response.status, data[:40])
     conn.close()
+    # An HTTP/1.0 client (as ab or a health checker): answered, then closed.
+    old = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    old._http_vsn, old._http_vsn_str = 10, "HTTP/1.0"  # type: ignore[attr-defined]
+    old.request("GET", "/rooms/lobby")
+    response = old.getresponse()
+    print("HTTP/1.0 GET /rooms/lobby ->", response.status, response.getheader("Connection"))
+    old.close()
 
 
 async def main() -> None:

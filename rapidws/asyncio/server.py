@@ -17,6 +17,7 @@ from ..http.router import App
 from ..http.server import (
     DEFAULT_MAX_BODY,
     KEEPALIVE_TIMEOUT,
+    BodyStream,
     HTTPPath,
     error_response,
 )
@@ -136,7 +137,7 @@ class ServerConnection(Connection):
         http.start(request, rest)
         return True
 
-    async def _dispatch_plain(self, request: Request, body: bytes) -> Response:
+    async def _dispatch_plain(self, request: Request, body: bytes | BodyStream) -> Response:
         """Without an App: the hooks answer, else 426 (GET, HEAD) or 405."""
         if self._process_request_hook is None and self._process_response_hook is None:
             return _not_websocket(request)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import InvalidOrigin
 from ..protocol.http11 import Request, Response
-from .server import DEFAULT_MAX_BODY, HTTPRequest, as_response, error_response
+from .server import DEFAULT_MAX_BODY, BodyStream, HTTPRequest, as_response, error_response
 from .static import StaticFiles
 
 if TYPE_CHECKING:
@@ -219,8 +219,10 @@ class App:
 
     # -- answering ---------------------------------------------------------------
 
-    async def dispatch(self, conn: ServerConnection, request: Request, body: bytes) -> Response:
-        """Answer a plain HTTP request."""
+    async def dispatch(
+        self, conn: ServerConnection, request: Request, body: bytes | BodyStream
+    ) -> Response:
+        """Answer a plain HTTP request (``body``: whole, or still coming)."""
         raw_path = request.path.partition("?")[0]
         method = request.method
         allowed: set[str] = set()

@@ -115,6 +115,8 @@ PLAIN_HTTP_ALL = 2
 KEEPALIVE_TIMEOUT_REASON = "keepalive ping timeout"
 #: An asynchronous ``process_request`` or ``process_response`` hook is running.
 READS_PAUSED_FOR_HOOK = 8
+#: A plain HTTP handler is behind on a request body it streams (rapidws.http.server).
+READS_PAUSED_FOR_BODY = 16
 
 # What becomes of an attached stream after the closing handshake.
 _STREAM_KEPT = 0  # nothing asked yet: it stays open, for detach() or close()

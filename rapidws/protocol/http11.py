@@ -9,7 +9,9 @@ results while scanning each byte once (a peer dripping a 64 KiB head byte by
 byte costs linear, not quadratic, time).
 
 The parsers are strict: lines must end with CRLF (a bare LF is an error, and
-an empty line before the start line too), the version must be ``HTTP/1.1``,
+an empty line before the start line too), the version must be ``HTTP/1.1``
+(or, for a plain request with ``bodies``, ``HTTP/1.0``: see
+:func:`_check_http10`; other versions get 505),
 names must be tokens, values may not contain control characters other than
 tab, and obs-fold continuation lines are rejected.  Limits are enforced on
 incomplete input as well, so an endless line fails as soon as it exceeds
@@ -36,6 +38,8 @@ from .headers import Headers
 
 __all__ = [
     "CHUNKED",
+    "HTTP_10",
+    "HTTP_11",
     "BodyReader",
     "Request",
     "RequestParser",
@@ -48,6 +52,9 @@ __all__ = [
 
 #: :func:`body_length`'s answer for a chunked body.
 CHUNKED = -1
+#: :attr:`Request.version` values.
+HTTP_11 = "HTTP/1.1"
+HTTP_10 = "HTTP/1.0"
 
 _token_re = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _target_re = re.compile(rb"[\x21-\x7e]+")
@@ -65,6 +72,8 @@ class Request:
     path: str
     headers: Headers = field(default_factory=Headers)
     method: str = "GET"
+    #: ``HTTP/1.1``, or ``HTTP/1.0`` (the plain HTTP path serves both).
+    version: str = "HTTP/1.1"
 
     def serialize(self) -> bytes:
         """Return the request line and headers; ``ValueError`` if they are unsafe."""
@@ -72,7 +81,10 @@ class Request:
             raise ValueError(f"invalid method: {self.method!r}")
         if not _str_target_re.fullmatch(self.path):
             raise ValueError(f"invalid request target: {self.path!r}")
-        return f"{self.method} {self.path} HTTP/1.1\r\n".encode() + self.headers.serialize()
+        if self.version not in (HTTP_11, HTTP_10):
+            raise ValueError(f"invalid version: {self.version!r}")
+        start = f"{self.method} {self.path} {self.version}\r\n"
+        return start.encode() + self.headers.serialize()
 
 
 @dataclass
@@ -273,15 +285,20 @@ class RequestParser:
         if len(parts) != 3:
             raise _invalid(f"invalid request line: {_show(start)}")
         method, target, version = parts
+        http10 = False
         if version != b"HTTP/1.1":
-            if _version_re.fullmatch(version):
-                raise _invalid(f"unsupported HTTP version: {version.decode()}", 505)
-            raise _invalid(f"invalid HTTP version: {_show(version)}")
+            if version != b"HTTP/1.0":
+                if _version_re.fullmatch(version):
+                    raise _invalid(f"unsupported HTTP version: {version.decode()}", 505)
+                raise _invalid(f"invalid HTTP version: {_show(version)}")
+            http10 = True
         if not _token_re.fullmatch(method):
             raise _invalid(f"invalid method: {_show(method)}")
         if not _target_re.fullmatch(target):
             raise _invalid(f"invalid request target: {_show(target)}")
         headers = _parse_headers(block)
+        if http10:
+            _check_http10(headers, self.bodies)
         if self.bodies:
             if body_length(headers) == 0:  # the framing rules: 400 (or 501) if broken
                 names = headers._dict
@@ -290,7 +307,28 @@ class RequestParser:
             raise _invalid("request body not supported (Transfer-Encoding)")
         elif _content_length(headers):
             raise _invalid("request body not supported (Content-Length)")
-        return Request(target.decode("ascii"), headers, method.decode("ascii")), consumed
+        request = Request(target.decode("ascii"), headers, method.decode("ascii"))
+        if http10:
+            request.version = HTTP_10
+        return request, consumed
+
+
+def _check_http10(headers: Headers, bodies: bool) -> None:
+    """The rules of an HTTP/1.0 request (a plain one: a handshake needs HTTP/1.1).
+
+    RFC 6455 4.2.1: the opening handshake is "an HTTP/1.1 or higher GET
+    request"; one that is not gets "an appropriate error code (such as 400
+    Bad Request)" (4.2.2).  Not 505: that refuses the request's *major*
+    version (RFC 9110 15.6.6), and HTTP/1.0 requests are served.  A parser
+    without ``bodies`` reads handshakes only, so every HTTP/1.0 request
+    fails there.  RFC 9112 6.1: an HTTP/1.0 message with
+    ``Transfer-Encoding`` has faulty framing: 400 (RFC 9112 6.3).
+    """
+    names = headers._dict
+    if not bodies or "upgrade" in names or "sec-websocket-key" in names:
+        raise _invalid("a WebSocket handshake needs HTTP/1.1, not HTTP/1.0 (RFC 6455 4.2.1)")
+    if "transfer-encoding" in names:
+        raise _invalid("Transfer-Encoding in an HTTP/1.0 request (RFC 9112 6.1)")
 
 
 class ResponseParser:
@@ -508,7 +546,8 @@ def parse_request(
 
     Return ``None`` if incomplete, else ``(request, consumed)``.  Raise
     :class:`~rapidws.exceptions.InvalidMessage` on malformed input (``status``
-    414 for a request line over ``max_line``, 505 for another HTTP version)
+    414 for a request line over ``max_line``, 400 for ``HTTP/1.0`` (a
+    WebSocket handshake needs HTTP/1.1), 505 for another HTTP version)
     and :class:`~rapidws.exceptions.SecurityError` (431) when a header line,
     the header count or the whole head exceeds its limit.
     """

@@ -120,7 +120,8 @@ BAD_REQUESTS = [
     (REQUEST.replace(b"GET", b"POST"), 405, ("Allow", "GET")),
     (REQUEST.replace(b"\r\n\r\n", b"\r\n" + b"X-Many: 1\r\n" * 200 + b"\r\n"), 431, None),
     (REQUEST.replace(b"\r\n\r\n", b"\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n"), 431, None),
-    (REQUEST.replace(b"HTTP/1.1", b"HTTP/1.0", 1), 505, None),
+    (REQUEST.replace(b"HTTP/1.1", b"HTTP/1.0", 1), 400, None),
+    (REQUEST.replace(b"HTTP/1.1", b"HTTP/2.0", 1), 505, None),
     (b"GARBAGE\r\n\r\n", 400, None),
 ]
 

@@ -341,7 +341,8 @@ def test_reject_helper_utf8() -> None:
 @pytest.mark.parametrize(
     ("data", "status"),
     [
-        (b"GET / HTTP/1.0\r\n\r\n", 505),
+        (b"GET / HTTP/1.0\r\n\r\n", 400),
+        (b"GET / HTTP/2.0\r\n\r\n", 505),
         (b"GET /" + b"a" * 9000, 414),
         (b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 200, 431),
         (b"GET / HTTP/1.1\r\nX: \x00\r\n\r\n", 400),

@@ -136,7 +136,7 @@ def test_parse_request_other_method() -> None:
 
 INVALID_REQUESTS = [
     (request_with(start=b"GET /"), 400, "invalid request line"),  # missing version
-    (request_with(start=b"GET / HTTP/1.0"), 505, "unsupported HTTP version"),
+    (request_with(start=b"GET / HTTP/1.0"), 400, "needs HTTP/1.1"),
     (request_with(start=b"GET / HTTP/2.0"), 505, "unsupported HTTP version"),
     (request_with(start=b"GET / http/1.1"), 400, "invalid HTTP version"),
     (request_with(start=b"GET / HTTP/1.1 "), 400, "invalid request line"),

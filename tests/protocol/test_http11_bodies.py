@@ -60,6 +60,45 @@ def test_framing_rules(lines: bytes, expected: int) -> None:
     assert body_length(request.headers) == expected
 
 
+# (request line, extra header lines, bodies, the version parsed or the error's status)
+VERSIONS = [
+    (b"GET / HTTP/1.1", b"", True, "HTTP/1.1"),
+    (b"GET / HTTP/1.0", b"", True, "HTTP/1.0"),
+    (b"GET / HTTP/1.0", b"Connection: keep-alive\r\n", True, "HTTP/1.0"),
+    (b"POST / HTTP/1.0", b"Content-Length: 5\r\n", True, "HTTP/1.0"),
+    # RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing
+    (b"POST / HTTP/1.0", b"Transfer-Encoding: chunked\r\n", True, 400),
+    (b"POST / HTTP/1.0", b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", True, 400),
+    # RFC 6455 4.2.1: a WebSocket handshake is HTTP/1.1 or higher
+    (b"GET / HTTP/1.0", b"Upgrade: websocket\r\nConnection: Upgrade\r\n", True, 400),
+    (b"GET / HTTP/1.0", b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", True, 400),
+    (b"GET / HTTP/1.0", b"", False, 400),  # a handshake-only parser
+    # other versions: 505 (RFC 9110 15.6.6), whatever the parser
+    (b"GET / HTTP/2.0", b"", True, 505),
+    (b"GET / HTTP/3.0", b"", True, 505),
+    (b"GET / HTTP/0.9", b"", True, 505),
+    (b"GET / HTTP/1.2", b"", True, 505),
+    (b"GET / HTTP/2.0", b"", False, 505),
+    (b"GET / HTTP/1", b"", True, 400),
+    (b"GET / HTTP/1.0.0", b"", True, 400),
+]
+
+
+@pytest.mark.parametrize(("start", "lines", "bodies", "expected"), VERSIONS)
+def test_versions(start: bytes, lines: bytes, bodies: bool, expected: str | int) -> None:
+    raw = start + b"\r\nHost: h\r\n" + lines + b"\r\n"
+    parser = RequestParser(bodies=bodies)
+    if isinstance(expected, int):
+        with pytest.raises(InvalidHandshake) as info:
+            parser.parse(raw)
+        assert info.value.status == expected
+        return
+    parsed = parser.parse(raw)
+    assert parsed is not None
+    assert parsed[0].version == expected
+    assert parsed[0].serialize().startswith(start + b"\r\n")
+
+
 def test_parser_without_bodies_still_refuses_them() -> None:
     with pytest.raises(InvalidMessage, match="body not supported"):
         RequestParser().parse(HEAD + b"Content-Length: 1\r\n\r\n")

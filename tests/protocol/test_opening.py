@@ -105,7 +105,8 @@ def test_rejected_with_any_status_headers_and_body() -> None:
     ("head", "status"),
     [
         (b"NOT HTTP\r\n\r\n", 400),
-        (b"GET / HTTP/1.0\r\n\r\n", 505),
+        (b"GET / HTTP/1.0\r\n\r\n", 400),
+        (b"GET / HTTP/2.0\r\n\r\n", 505),
         (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X: " + b"a" * 70000 + b"\r\n\r\n", 431),
     ],
 )
