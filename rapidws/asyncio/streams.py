@@ -66,12 +66,16 @@ class _StreamFrames:
     __slots__ = ()
 
     def on_frame(self, opcode: int, payload: bytes, fin: bool, rsv: int) -> None:
-        if opcode >= 8:
-            return  # a control frame: the engine has answered it (pong, close)
-        conn: Any = self
-        # max_size bounds each frame (the engine's rule for frames), not the
-        # message, which may be endless.
-        conn.on_message((opcode, payload, fin))  # queued, under max_queue, as messages are
+        if opcode < 8:  # not a control frame: the engine has answered those (pong, close)
+            conn: Any = self
+            # max_size bounds each frame (the engine's rule for frames), not the
+            # message, which may be endless.
+            _queue(conn, (opcode, payload, fin))
+
+
+def _queue(conn: Connection, frame: tuple[int, bytes, bool]) -> None:
+    """Queue a data frame as a message, under max_queue (compiled: a C call)."""
+    conn.on_message(frame)  # type: ignore[arg-type]
 
 
 _CLASSES: dict[type, type] = {}
@@ -149,15 +153,22 @@ class WebSocketStreamReader:
             return False
         if self._exc is not None:
             raise self._exc
+        conn = self._conn
         try:
-            frame: Any = await self._conn.recv()  # (opcode, payload, fin): see _StreamFrames
+            # As Connection.recv, without its coroutine (see read).
+            while not conn._messages:
+                waiter = conn._new_waiter()
+                try:
+                    await waiter
+                finally:
+                    conn._recv_waiter = None
         except ConnectionClosedOK:
             self._eof = True
             return False
         except ConnectionClosed as exc:
             self._exc = exc
             raise
-        self._take(frame)
+        self._take(conn._take_message())  # type: ignore[arg-type]
         return True
 
     def _take(self, frame: tuple[int, bytes, bool]) -> None:
@@ -192,20 +203,28 @@ class WebSocketStreamReader:
         if n == 0:
             return b""
         while self._pos >= len(self._chunk):
-            # _fill, inlined: one coroutine less to create, and to resume
-            # through, per frame.
+            # _fill, inlined, and Connection.recv with it: no coroutine to
+            # create, and to resume through, per frame; none at all while
+            # frames are queued.
             if self._eof:
                 return b""
             if self._exc is not None:
                 raise self._exc
+            conn = self._conn
             try:
-                frame: Any = await self._conn.recv()
+                while not conn._messages:
+                    waiter = conn._new_waiter()
+                    try:
+                        await waiter
+                    finally:
+                        conn._recv_waiter = None
             except ConnectionClosedOK:
                 self._eof = True
                 return b""
             except ConnectionClosed as exc:
                 self._exc = exc
                 raise
+            frame: Any = conn._take_message()  # (opcode, payload, fin): see _StreamFrames
             opcode, self._chunk, self._fin = frame
             self._pos = 0
             if opcode != OP_CONT:
