@@ -1,5 +1,7 @@
 # Types for the compiled build of streams.py (Cython pure-Python mode).
 
+cimport cython
+
 from rapidws.asyncio.connection cimport Connection
 
 
@@ -17,7 +19,10 @@ cdef class WebSocketStreamReader:
     cdef public bint _eof
     cdef public object _exc
 
+    @cython.locals(opcode=int)
     cdef _take(self, tuple frame)
+    @cython.locals(chunk=bytes, pos=Py_ssize_t, size=Py_ssize_t, end=Py_ssize_t)
+    cdef bytes _slice(self, Py_ssize_t n)
 
 
 cdef class WebSocketStreamWriter:

@@ -58,6 +58,7 @@ Streams = tuple["WebSocketStreamReader", "WebSocketStreamWriter"]
 StreamHandler = Callable[["WebSocketStreamReader", "WebSocketStreamWriter"], Awaitable[Any]]
 
 _LIMIT = 2**16  # readuntil's default limit, as asyncio's
+_MAX_READ = 2**62  # what read(n) takes of a larger n (a frame is never that large)
 
 
 class _StreamFrames:
@@ -172,6 +173,7 @@ class WebSocketStreamReader:
         return True
 
     def _take(self, frame: tuple[int, bytes, bool]) -> None:
+        """Make ``frame``, from the connection's queue (see _StreamFrames), current."""
         opcode, payload, fin = frame
         if opcode != OP_CONT:
             self._text = opcode == OP_TEXT
@@ -224,11 +226,11 @@ class WebSocketStreamReader:
             except ConnectionClosed as exc:
                 self._exc = exc
                 raise
-            frame: Any = conn._take_message()  # (opcode, payload, fin): see _StreamFrames
-            opcode, self._chunk, self._fin = frame
-            self._pos = 0
-            if opcode != OP_CONT:
-                self._text = opcode == OP_TEXT
+            self._take(conn._take_message())  # type: ignore[arg-type]
+        return self._slice(n if n < _MAX_READ else _MAX_READ)
+
+    def _slice(self, n: int) -> bytes:
+        """Up to ``n`` (> 0) of the current frame's bytes, some of which are unread."""
         chunk = self._chunk
         pos = self._pos
         self._partial = True
@@ -236,7 +238,7 @@ class WebSocketStreamReader:
         if pos == 0 and n >= size:
             self._pos = size
             return chunk  # the whole frame, no copy
-        end = pos + n if pos + n < size else size
+        end = pos + n if n < size - pos else size
         self._pos = end
         return chunk[pos:end]
 
