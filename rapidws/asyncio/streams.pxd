@@ -5,9 +5,6 @@ cimport cython
 from rapidws.asyncio.connection cimport Connection
 
 
-cdef _queue(Connection conn, tuple frame)
-
-
 cdef class WebSocketStreamReader:
     cdef public Connection _conn
     cdef public Py_ssize_t _limit

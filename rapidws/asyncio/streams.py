@@ -62,21 +62,19 @@ _MAX_READ = 2**62  # what read(n) takes of a larger n (a frame is never that lar
 
 
 class _StreamFrames:
-    """Mixed into a connection class: data frames queue for a stream reader."""
+    """Mixed into a connection class: data frames queue for a stream reader.
+
+    As ``(opcode, payload, fin)`` tuples (see ``Connection.on_frame``),
+    under ``max_queue`` as messages are.  ``max_size`` bounds each frame
+    (the engine's rule for frames), not the message, which may be endless.
+    """
 
     __slots__ = ()
 
-    def on_frame(self, opcode: int, payload: bytes, fin: bool, rsv: int) -> None:
-        if opcode < 8:  # not a control frame: the engine has answered those (pong, close)
-            conn: Any = self
-            # max_size bounds each frame (the engine's rule for frames), not the
-            # message, which may be endless.
-            _queue(conn, (opcode, payload, fin))
-
-
-def _queue(conn: Connection, frame: tuple[int, bytes, bool]) -> None:
-    """Queue a data frame as a message, under max_queue (compiled: a C call)."""
-    conn.on_message(frame)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        conn: Any = self
+        conn._byte_stream = True
 
 
 _CLASSES: dict[type, type] = {}
