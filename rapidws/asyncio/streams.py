@@ -130,6 +130,9 @@ class WebSocketStreamReader:
     looking for the separator, as asyncio's ``limit``.
     """
 
+    # The compiled build's fields (see streams.pxd).
+    __slots__ = ("_chunk", "_conn", "_eof", "_exc", "_fin", "_limit", "_partial", "_pos", "_text")
+
     def __init__(self, connection: Connection, limit: int = _LIMIT) -> None:
         self._conn = connection
         self._limit = limit
@@ -340,6 +343,9 @@ class WebSocketStreamReader:
 
 class WebSocketStreamWriter:
     """Writes to a WebSocket connection as a byte stream (see the module's rules)."""
+
+    # The compiled build's fields (see streams.pxd).
+    __slots__ = ("_close_task", "_conn", "_drained", "text")
 
     def __init__(self, connection: Connection, text: bool = False) -> None:
         self._conn = connection
