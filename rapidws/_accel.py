@@ -28,6 +28,7 @@ HOT_MODULES = (
     "rapidws.io.sockets",
     "rapidws.listener",
     "rapidws.asyncio.connection",
+    "rapidws.asyncio.streams",
     "rapidws.broadcast",
 )
 

@@ -16,6 +16,7 @@ cdef class Connection(BaseConnection):
     cdef public object _id
     cdef public object _logger
     cdef public object _halves
+    cdef public bint _byte_stream
 
     cpdef on_message(self, object message)
     cpdef on_frame(self, int opcode, bytes payload, bint fin, int rsv)

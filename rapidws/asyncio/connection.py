@@ -59,6 +59,7 @@ class Connection(BaseConnection):
         self._id: uuid.UUID | None = None  # made when first asked for
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None  # likewise
         self._halves: tuple[Sender, Receiver] | None = None  # see split
+        self._byte_stream = False  # stream mode: see on_frame and streams.py
 
     @property
     def id(self) -> uuid.UUID:
@@ -103,6 +104,13 @@ class Connection(BaseConnection):
 
     def on_frame(self, opcode: int, payload: bytes, fin: bool, rsv: int) -> None:
         # frames=True: frames wait in the message queue, under the same limits.
+        if self._byte_stream:
+            # Stream mode (streams.py): a data frame waits as (opcode, payload,
+            # fin); the engine has answered control frames.  Here, not in an
+            # override, so the engine's call stays a C call.
+            if opcode < 8:
+                self.on_message((opcode, payload, fin))  # type: ignore[arg-type]
+            return
         self.on_message(Frame.from_wire(opcode, payload, fin, rsv))  # type: ignore[arg-type]
 
     def on_fail(self, exc: ProtocolError) -> bool:

@@ -58,20 +58,23 @@ Streams = tuple["WebSocketStreamReader", "WebSocketStreamWriter"]
 StreamHandler = Callable[["WebSocketStreamReader", "WebSocketStreamWriter"], Awaitable[Any]]
 
 _LIMIT = 2**16  # readuntil's default limit, as asyncio's
+_MAX_READ = 2**62  # what read(n) takes of a larger n (a frame is never that large)
 
 
 class _StreamFrames:
-    """Mixed into a connection class: data frames queue for a stream reader."""
+    """Mixed into a connection class: data frames queue for a stream reader.
+
+    As ``(opcode, payload, fin)`` tuples (see ``Connection.on_frame``),
+    under ``max_queue`` as messages are.  ``max_size`` bounds each frame
+    (the engine's rule for frames), not the message, which may be endless.
+    """
 
     __slots__ = ()
 
-    def on_frame(self, opcode: int, payload: bytes, fin: bool, rsv: int) -> None:
-        if opcode >= 8:
-            return  # a control frame: the engine has answered it (pong, close)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         conn: Any = self
-        # max_size bounds each frame (the engine's rule for frames), not the
-        # message, which may be endless.
-        conn.on_message((opcode, payload, fin))  # queued, under max_queue, as messages are
+        conn._byte_stream = True
 
 
 _CLASSES: dict[type, type] = {}
@@ -127,6 +130,9 @@ class WebSocketStreamReader:
     looking for the separator, as asyncio's ``limit``.
     """
 
+    # The compiled build's fields (see streams.pxd).
+    __slots__ = ("_chunk", "_conn", "_eof", "_exc", "_fin", "_limit", "_partial", "_pos", "_text")
+
     def __init__(self, connection: Connection, limit: int = _LIMIT) -> None:
         self._conn = connection
         self._limit = limit
@@ -149,18 +155,26 @@ class WebSocketStreamReader:
             return False
         if self._exc is not None:
             raise self._exc
+        conn = self._conn
         try:
-            frame: Any = await self._conn.recv()  # (opcode, payload, fin): see _StreamFrames
+            # As Connection.recv, without its coroutine (see read).
+            while not conn._messages:
+                waiter = conn._new_waiter()
+                try:
+                    await waiter
+                finally:
+                    conn._recv_waiter = None
         except ConnectionClosedOK:
             self._eof = True
             return False
         except ConnectionClosed as exc:
             self._exc = exc
             raise
-        self._take(frame)
+        self._take(conn._take_message())  # type: ignore[arg-type]
         return True
 
     def _take(self, frame: tuple[int, bytes, bool]) -> None:
+        """Make ``frame``, from the connection's queue (see _StreamFrames), current."""
         opcode, payload, fin = frame
         if opcode != OP_CONT:
             self._text = opcode == OP_TEXT
@@ -192,24 +206,32 @@ class WebSocketStreamReader:
         if n == 0:
             return b""
         while self._pos >= len(self._chunk):
-            # _fill, inlined: one coroutine less to create, and to resume
-            # through, per frame.
+            # _fill, inlined, and Connection.recv with it: no coroutine to
+            # create, and to resume through, per frame; none at all while
+            # frames are queued.
             if self._eof:
                 return b""
             if self._exc is not None:
                 raise self._exc
+            conn = self._conn
             try:
-                frame: Any = await self._conn.recv()
+                while not conn._messages:
+                    waiter = conn._new_waiter()
+                    try:
+                        await waiter
+                    finally:
+                        conn._recv_waiter = None
             except ConnectionClosedOK:
                 self._eof = True
                 return b""
             except ConnectionClosed as exc:
                 self._exc = exc
                 raise
-            opcode, self._chunk, self._fin = frame
-            self._pos = 0
-            if opcode != OP_CONT:
-                self._text = opcode == OP_TEXT
+            self._take(conn._take_message())  # type: ignore[arg-type]
+        return self._slice(n if n < _MAX_READ else _MAX_READ)
+
+    def _slice(self, n: int) -> bytes:
+        """Up to ``n`` (> 0) of the current frame's bytes, some of which are unread."""
         chunk = self._chunk
         pos = self._pos
         self._partial = True
@@ -217,7 +239,7 @@ class WebSocketStreamReader:
         if pos == 0 and n >= size:
             self._pos = size
             return chunk  # the whole frame, no copy
-        end = pos + n if pos + n < size else size
+        end = pos + n if n < size - pos else size
         self._pos = end
         return chunk[pos:end]
 
@@ -321,6 +343,9 @@ class WebSocketStreamReader:
 
 class WebSocketStreamWriter:
     """Writes to a WebSocket connection as a byte stream (see the module's rules)."""
+
+    # The compiled build's fields (see streams.pxd).
+    __slots__ = ("_close_task", "_conn", "_drained", "text")
 
     def __init__(self, connection: Connection, text: bool = False) -> None:
         self._conn = connection
