@@ -244,9 +244,15 @@ class _Delivery:
                 ):
                     frames = self._frames(engine)
                 if frames is not None:
-                    if self.cork:
-                        _cork(conn, len(frames))
-                    engine.send_encoded(opcode, frames)
+                    if engine._csink is conn:
+                        # The checks above are send_encoded's (RFC 6455 5.4's
+                        # order, mode=): the frames go to the connection's
+                        # write path, a C call in the compiled build.
+                        conn._write_shared(frames, self.cork)
+                    else:
+                        if self.cork:
+                            _cork(conn, len(frames))
+                        engine.send_encoded(opcode, frames)
                     self.sent += 1
                     return
             # Its own encoding: context takeover, a client's masks, stages.

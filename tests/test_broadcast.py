@@ -224,6 +224,31 @@ async def test_a_burst_leaves_in_order_in_few_writes() -> None:
             await client.close()
 
 
+async def test_corked_broadcasts_keep_order_across_loop_iterations() -> None:
+    # Each connection corks in a list of its own, kept from one broadcast to
+    # the next: a burst grows it, a lone message reuses it, and what the
+    # connection writes itself meanwhile goes after what was broadcast before.
+    async with server(compression=None) as (uri, conns):
+        clients = [await rapidws.connect(uri) for _ in range(2)]
+        await settle(conns, 2)
+        first: list[str] = []  # what the first client should get
+        sent = 0
+        for burst in (3, 1, 1, 4, 1):
+            for _ in range(burst):
+                assert broadcast(conns, f"b{sent}").sent == 2
+                first.append(f"b{sent}")
+                sent += 1
+            assert all(c._wbuf is not None and len(c._wbuf) == burst for c in conns)
+            await conns[0].send("own")  # corked too: after the burst
+            first.append("own")
+            await asyncio.sleep(0)  # the flush runs
+            assert all(c._wbuf is None for c in conns)
+        assert [await clients[0].recv() for _ in first] == first
+        assert [await clients[1].recv() for _ in range(sent)] == [f"b{i}" for i in range(sent)]
+        for client in clients:
+            await client.close()
+
+
 async def test_cork_false_writes_at_once() -> None:
     async with server(compression=None) as (uri, conns):
         clients = [await rapidws.connect(uri) for _ in range(2)]

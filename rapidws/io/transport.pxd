@@ -49,6 +49,7 @@ cdef class BaseConnection(SinkBase):
     cdef public _ReadBuffer _rbuf
     cdef public int _read_pauses
     cdef public bint _scatter_writes
+    cdef public list _shared_wbuf
     cdef public object _stream
     cdef public int _stream_end
     cdef public bint _ws_closed
@@ -78,6 +79,8 @@ cdef class BaseConnection(SinkBase):
     cdef public object write_low
 
     cpdef write(self, object data)
+    @cython.locals(buf=list)
+    cdef _write_shared(self, bytes data, bint cork)
     cpdef on_message(self, object message)
     cpdef on_frame(self, int opcode, bytes payload, bint fin, int rsv)
 
@@ -97,6 +100,7 @@ cdef Py_ssize_t _direct_read(BaseConnection conn, int fd)
 cdef _feed(BaseConnection conn, bytes data, Py_ssize_t end, bint borrowed)
 
 
+@cython.locals(flusher=_Flusher)
 cdef _schedule_flush(BaseConnection conn)
 
 cdef bint _writes_direct(BaseConnection conn) except -1

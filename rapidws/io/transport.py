@@ -299,6 +299,7 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         "_rbuf",
         "_read_pauses",
         "_scatter_writes",
+        "_shared_wbuf",
         "_stream",
         "_stream_end",
         "_tr_buffered",
@@ -395,6 +396,8 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
         self._read_pauses = 0  # READS_PAUSED_* bits
         # Writes made while a batch of received bytes is processed, sent as one.
         self._wbuf: list[bytes] | None = None
+        # The list _write_shared corks in, kept for the next broadcast (see there).
+        self._shared_wbuf: list[bytes] | None = None
         # A buffer of this connection's own, lent for a read the shared one could not take.
         self._private_buf: bytearray | None = None
         self._direct_read = False  # get_buffer lent the engine's frame buffer
@@ -637,6 +640,40 @@ class BaseConnection(SinkBase, asyncio.BufferedProtocol):
     def _flush(self) -> None:
         """Send what was written while corked (see :func:`_flush_writes`)."""
         _flush_writes(self)
+
+    def _write_shared(self, data: bytes, cork: bool) -> None:
+        """:meth:`write` for :func:`rapidws.broadcast`: ``data`` is shared by many connections.
+
+        ``cork``: wait for the end of this loop iteration, flushed with the
+        loop's other corked connections (see :class:`_Flusher`), so that
+        what is broadcast meanwhile leaves in one write; up to the
+        high-water mark: past it, what is corked goes at once, and flow
+        control sees it.
+        """
+        buf = self._wbuf
+        if buf is None:
+            if cork:
+                # The list of the last broadcast, reused: allocating one per
+                # connection per broadcast would set off the garbage
+                # collector every few hundred.  Its pieces were sent (the
+                # flush reads it before it sends): it may still hold the
+                # last one, a reference and no more.
+                buf = self._shared_wbuf
+                if buf is None:
+                    buf = self._shared_wbuf = [data]
+                elif len(buf) == 1:
+                    buf[0] = data
+                else:
+                    del buf[:]
+                    buf.append(data)
+                self._wbuf = buf
+                _schedule_flush(self)
+            elif self.transport is not None:
+                _send_now(self, data)
+            return
+        if cork and (len(buf) + 1) * len(data) > self.write_high:
+            _flush_writes(self)
+        self.write(data)
 
     def write_eof(self) -> None:
         """Server side, the closing handshake is over: close TCP first (RFC 6455 7.1.1).
