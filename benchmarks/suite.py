@@ -355,6 +355,14 @@ TARGETS: list[tuple[str, str, float, dict[str, float], tuple[str, ...]]] = [
     ("rapidws pure", "websockets", 1.0, {}, ()),
     # The halves (a receiving task, a sending task, a queue) against the one-task echo.
     ("rapidws split", "rapidws async", 0.9, {}, ("pipelined-64",)),
+    # Byte streams (reader.read into writer.write) against the message API.
+    (
+        "rapidws stream",
+        "rapidws async",
+        0.9,
+        {},
+        ("rtt-64k", "rtt-1m", "pipelined-64k", "pipelined-1m"),
+    ),
 ]
 
 
