@@ -32,11 +32,12 @@ server takes to answer, so a request/response exchange then runs without a
 wake-up.  A few misses in a row (a slower or remote server) turn spinning
 off, and it is retried every 64th wait; ``spin=0`` never spins.  TLS
 sockets do not spin.  ``benchmarks/sync_client.py`` measures both against
-``websockets.sync.client`` on one echo server: here (2 shared cores) it
-used a third less CPU per round trip with or without spinning (about 28
-against 44 µs); the round trips per second were up to 3 times websockets'
-with spinning on a quiet machine, 1.3 to 1.4 times under load, and about
-the same without spinning, where the kernel's wake-up latency dominates.
+``websockets.sync.client`` on one echo server: here (2 cores) it used a
+third less CPU per round trip with or without spinning (about 23 against
+36 µs); the round trips per second were 2.9 times websockets' with
+spinning on a quiet machine (1.25 times without), 2.4 times with a busy
+loop on each core (1.7 times without); see the README for loads that come
+and go.
 
 Locks: sends and every engine call run under one lock (``_lock``), so
 frames of different messages never interleave and the engine is used by
