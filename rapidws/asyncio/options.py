@@ -19,7 +19,7 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["check_keywords", "loop_keywords", "option_names"]
+__all__ = ["check_keywords", "loop_keywords", "option_names", "unexpected_keyword"]
 
 
 @functools.cache
@@ -50,6 +50,16 @@ def loop_keywords(method: Callable[..., Any]) -> frozenset[str]:
     return frozenset(names[1:])
 
 
+def unexpected_keyword(function: str, name: str, valid: Iterable[str], otherwise: str = "") -> str:
+    """``function() got an unexpected keyword argument 'name'``, then the closest of
+    ``valid`` as ``; did you mean ...?``, or ``otherwise`` if none is close."""
+    import difflib  # only for the error
+
+    message = f"{function}() got an unexpected keyword argument {name!r}"
+    close = difflib.get_close_matches(name, sorted(valid), n=1)
+    return message + (f"; did you mean {close[0]!r}?" if close else otherwise)
+
+
 def check_keywords(
     function: str,
     kwargs: Mapping[str, Any],
@@ -67,18 +77,9 @@ def check_keywords(
     unknown = [name for name in kwargs if name not in allowed]
     if not unknown:
         return
-    import difflib  # only for the error
-
-    valid = sorted(allowed.union(own))
-    name = unknown[0]
-    message = f"{function}() got an unexpected keyword argument {name!r}"
-    close = difflib.get_close_matches(name, valid, n=1)
-    if close:
-        message += f"; did you mean {close[0]!r}?"
-    else:
-        method = getattr(passed_to, "__qualname__", "the event loop").split(".")[-1]
-        message += f" (neither one of its options nor one of loop.{method}()'s)"
-    raise TypeError(message)
+    method = getattr(passed_to, "__qualname__", "the event loop").split(".")[-1]
+    otherwise = f" (neither one of its options nor one of loop.{method}()'s)"
+    raise TypeError(unexpected_keyword(function, unknown[0], allowed.union(own), otherwise))
 
 
 #: What ``serve`` passes its unknown keywords to, for :func:`check_keywords`.

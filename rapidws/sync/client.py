@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import difflib
 import os
 import select
 import socket
@@ -65,6 +64,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+from ..asyncio.options import option_names, unexpected_keyword
 from ..exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -793,35 +793,6 @@ class ClientConnection(SinkBase):
 
 # ------------------------------------------------------------------ connect
 
-_OPTIONS = (
-    "sock",
-    "ssl",
-    "server_hostname",
-    "unix",
-    "origin",
-    "extensions",
-    "subprotocols",
-    "compression",
-    "additional_headers",
-    "user_agent_header",
-    "open_timeout",
-    "ping_interval",
-    "ping_timeout",
-    "close_timeout",
-    "max_size",
-    "max_queue",
-    "max_fragment_size",
-    "mode",
-    "max_redirects",
-    "spin",
-)
-
-
-def _unknown_option(name: str) -> TypeError:
-    close = difflib.get_close_matches(name, _OPTIONS, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return TypeError(f"rapidws.sync.connect() got an unexpected keyword argument {name!r}{hint}")
-
 
 class _Deadline:
     """The time left of ``open_timeout``; past it, TimeoutError names the limit."""
@@ -932,7 +903,8 @@ def connect(
     refusal, ``TLSAlert`` for a refused client certificate) or :class:`TimeoutError`.
     """
     if unknown:
-        raise _unknown_option(next(iter(unknown)))
+        name = next(iter(unknown))
+        raise TypeError(unexpected_keyword("rapidws.sync.connect", name, option_names(connect)))
     if compression == "deflate":
         extensions = enable_client_permessage_deflate(extensions)
     elif compression is not None:
