@@ -16,7 +16,7 @@
 // Prints one JSON line on stdout: {"ok", "error", "browser", "heard": {...},
 // "extensions", "echo_bytes", "closed"} and exits 0 only on success.
 
-import { closeBrowser, launchChromium } from './browser.mjs';
+import { runInChromium } from './browser.mjs';
 
 function parseArgs(argv) {
   const opts = { urls: [], executable: process.env.RAPIDWS_CHROMIUM || '/usr/bin/chromium', timeout: 120 };
@@ -99,15 +99,7 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const [httpBase, httpsBase, screenshot] = opts.urls;
   const result = { ok: false, error: null, browser: null, heard: {} };
-  let browser = null;
-  let exitCode = 1;
-  const deadline = setTimeout(() => {
-    result.error = `timed out after ${opts.timeout} s`;
-    process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(4));
-  }, opts.timeout * 1000);
-  try {
-    browser = await launchChromium(opts.executable);
-    result.browser = browser.version();
+  await runInChromium(opts, result, async (browser) => {
     const plain = await browser.newContext({ viewport: { width: 390, height: 700 } });  // a phone
     const secure = await browser.newContext({ ignoreHTTPSErrors: true });
     const overHttp = await chatIn(plain, httpBase, 'plain', ['alice', 'bob']);
@@ -130,16 +122,10 @@ async function main() {
     result.heard.https = overHttps.ok;
     Object.assign(result, await overHttp.pages[0].evaluate(echoAndClose, { base: httpBase }));
     await overHttp.pages[0].screenshot({ path: screenshot });
-    result.ok = result.heard.http && result.heard.https && result.heard.rejoined
-      && result.echo_bytes > 0;
-    exitCode = result.ok ? 0 : 1;
-  } catch (err) {
-    result.error = err && err.message ? err.message : String(err);
-  } finally {
-    await closeBrowser(browser);
-    clearTimeout(deadline);
-  }
-  process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(exitCode));
+    result.ok = Boolean(result.heard.http && result.heard.https && result.heard.rejoined
+      && result.echo_bytes > 0);
+    return result.ok;
+  });
 }
 
 main();

@@ -21,7 +21,7 @@
 // "wasClean"}} and exits 0 only on success.
 
 import http from 'node:http';
-import { closeBrowser, launchChromium } from './browser.mjs';
+import { runInChromium } from './browser.mjs';
 import * as payloads from './payloads.mjs';
 
 const SIZES = [0, 1, 125, 126, 65536, 1024 * 1024, 16 * 1024 * 1024];
@@ -203,16 +203,8 @@ async function exchange({ url, sizes, serverFragments, stepTimeoutMs }) {
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const result = { ok: false, error: null, url: opts.url, browser: null, extensions: null };
-  let browser = null;
   let pageServer = null;
-  let exitCode = 1;
-  const deadline = setTimeout(() => {
-    result.error = `timed out after ${opts.timeout} s`;
-    process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(4));
-  }, opts.timeout * 1000);
-  try {
-    browser = await launchChromium(opts.executable);
-    result.browser = browser.version();
+  await runInChromium(opts, result, async (browser) => {
     const page = await browser.newPage();
     page.setDefaultTimeout(30000);
     page.on('console', (m) => console.error(`chromium.mjs: console.${m.type()}: ${m.text()}`));
@@ -246,18 +238,9 @@ async function main() {
       stepTimeoutMs: 60000,
     });
     Object.assign(result, pageResult);
-    if (!result.error) {
-      result.ok = true;
-      exitCode = 0;
-    }
-  } catch (err) {
-    result.error = err && err.message ? err.message : String(err);
-  } finally {
-    await closeBrowser(browser);
-    pageServer?.close();
-    clearTimeout(deadline);
-  }
-  process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(exitCode));
+    result.ok = !result.error;
+    return result.ok;
+  }, () => pageServer?.close());
 }
 
 main();
